@@ -1,0 +1,1 @@
+"""prepull-agent: keeps the Kubernetes Image Puller list current for OpenShift AI."""
