@@ -1,0 +1,375 @@
+"""The KubernetesImagePuller custom resource as the agent reads and writes it.
+
+What this module is for:
+
+* reading `spec.images` exactly the way the puller does (`puller_view`, mirroring
+  che-incubator/kubernetes-image-puller `cfg/envvars.go` `processImagesEnvVar`), and as
+  a list of the pieces actually written (`parse_images`), so the agent can keep entries it
+  does not own byte for byte;
+* writing `spec.images` in one stable layout (`render_images`) and deciding whether a
+  write would change anything (`same_list`), because every change to the string makes the
+  puller delete and recreate its DaemonSet on every node;
+* choosing entry names (`entry_name`): each name becomes a container name, so it must be a
+  DNS-1123 label, and it is derived from the repository (never from a list position) so
+  adding or removing one image renames nothing else;
+* recording which entries the agent owns (`OWNED_ANNOTATION`, `read_owned`,
+  `render_owned`);
+* turning the object returned by the API into a `PullerCR` (`read_puller`).
+
+What it is not: it makes no API calls, reads no settings, and decides nothing about which
+images to pull. Choosing the set, keeping owned names stable and building the patch belong
+to the planner and the output code.
+
+Two upstream traps the callers must know about:
+
+* The operator replaces an EMPTY `spec.images` with its own default list (Che images,
+  che-incubator/kubernetes-image-puller-operator `pkg/config/configmap.go`). Writing ""
+  therefore does not mean "pull nothing". `puller_view` describes the puller's reading of
+  a string, not that substitution.
+* A repeated name silently keeps the last image, and a piece without exactly one `=` is
+  dropped with only a log line; `parse_images` keeps such pieces so they survive a rewrite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # only `short_name`, `tag`, `digest` and `str()` are used at run time
+    from agent.refs import ImageRef
+
+__all__ = [
+    "OWNED_ANNOTATION",
+    "Entry",
+    "InvalidPullerCR",
+    "PullerCR",
+    "entry_name",
+    "is_dns1123_label",
+    "parse_images",
+    "puller_view",
+    "read_owned",
+    "read_puller",
+    "render_images",
+    "render_owned",
+    "same_list",
+]
+
+OWNED_ANNOTATION = "prepull-agent.io/owned-entries"
+
+KIND = "KubernetesImagePuller"
+
+# Go's strings.TrimSpace trims what unicode.IsSpace accepts: the Unicode White_Space set.
+# Python's str.strip() also trims U+001C..U+001F, which Go keeps, so the set is explicit.
+_GO_SPACE = (
+    "\t\n\v\f\r \x85\xa0\u1680"
+    "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
+
+_DNS1123_LABEL = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?")
+_LABEL_MAX = 63
+_NOT_LABEL_CHARS = re.compile(r"[^a-z0-9]+")
+_HASH_CHARS = 8
+# A tag suffix longer than this is cut, so the repository part keeps most of the name.
+_TAG_SUFFIX_MAX = 24
+
+
+def _go_trim(text: str) -> str:
+    return text.strip(_GO_SPACE)
+
+
+def _split_piece(piece: str) -> tuple[str, str] | tuple[None, None]:
+    """The puller's `strings.Split(image, "=")` with its `len != 2` check."""
+    parts = piece.split("=")
+    if len(parts) != 2:
+        return None, None
+    return parts[0], parts[1]
+
+
+def _is_image_text(image: str) -> bool:
+    """An image the agent may write after `name=`: non-empty, no separator, no whitespace."""
+    return (
+        bool(image)
+        and ";" not in image
+        and "=" not in image
+        and not any(c.isspace() or c in _GO_SPACE for c in image)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One `name=image` piece of spec.images as written: `text` is the trimmed piece verbatim.
+
+    `name`/`image` are what the puller would read from it, or None when the puller drops it
+    (no '=' or more than one '='). The constructor checks that `name`/`image` agree with
+    `text`, so an Entry never misdescribes what the puller sees.
+    """
+
+    text: str
+    name: str | None
+    image: str | None
+
+    def __post_init__(self) -> None:
+        if not self.text or ";" in self.text or _go_trim(self.text) != self.text:
+            raise ValueError(f"not a trimmed, non-empty spec.images piece: {self.text!r}")
+        if (self.name, self.image) != _split_piece(self.text):
+            raise ValueError(
+                f"entry {self.text!r} is read by the puller as {_split_piece(self.text)!r}, "
+                f"not {(self.name, self.image)!r}"
+            )
+
+    @classmethod
+    def of(cls, name: str, image: str) -> Entry:
+        """An entry the agent writes: `name` a DNS-1123 label, `image` without `;`, `=` or
+        whitespace. Raises ValueError otherwise, so the agent cannot write an entry that
+        would break the DaemonSet or be read differently by the puller."""
+        if not is_dns1123_label(name):
+            raise ValueError(f"entry name is not a DNS-1123 label: {name!r}")
+        if not _is_image_text(image):
+            raise ValueError(f"image cannot be written in spec.images: {image!r}")
+        return cls(text=f"{name}={image}", name=name, image=image)
+
+
+def parse_images(text: str | None) -> tuple[Entry, ...]:
+    """Every non-empty trimmed `;`-separated piece of `text`, in order.
+
+    Malformed pieces (no `=`, or more than one) are kept with `name`/`image` None, and
+    repeated names are all kept, so rendering the result again changes nothing the puller
+    reads. Newlines are not separators: `a=x\\nb=y` is one piece.
+    """
+    if not text:
+        return ()
+    entries: list[Entry] = []
+    for raw in text.split(";"):
+        piece = _go_trim(raw)
+        if piece:
+            name, image = _split_piece(piece)
+            entries.append(Entry(text=piece, name=name, image=image))
+    return tuple(entries)
+
+
+def puller_view(text: str | None) -> dict[str, str]:
+    """Exactly the puller's reading of `text` as {container name: image}.
+
+    Transliterates `processImagesEnvVar`: trim the whole string, split on `;`, trim each
+    piece, drop only a trailing empty piece, drop pieces without exactly one `=`, and let a
+    repeated name keep the last image. Whitespace around `=` is kept ("a = b" is name "a ",
+    image " b"). None and "" give {} (the operator would substitute its defaults for "").
+    """
+    images = [_go_trim(piece) for piece in _go_trim(text or "").split(";")]
+    if images[-1] == "":
+        images.pop()
+    view: dict[str, str] = {}
+    for piece in images:
+        name, image = _split_piece(piece)
+        if name is None or image is None:
+            continue
+        view[name] = image
+    return view
+
+
+def render_images(entries: Sequence[Entry]) -> str:
+    """spec.images with one `text;` per line, every line ending in a newline.
+
+    "a=x;\\nb=y;\\n", readable in `oc edit`; deterministic; the empty sequence gives "".
+    Beware: the operator replaces an empty spec.images with its default images.
+    """
+    return "".join(f"{entry.text};\n" for entry in entries)
+
+
+def same_list(a: Sequence[Entry], b: Sequence[Entry]) -> bool:
+    """True when `a` and `b` hold the same pieces in the same order: no write is needed.
+
+    Compares the pieces' texts, in order (same texts also means the same `puller_view`).
+    Layout differences of the original string (one line or many, spaces around `;`,
+    empty pieces) do not count as a change; a reordering does.
+    """
+    return tuple(entry.text for entry in a) == tuple(entry.text for entry in b)
+
+
+def is_dns1123_label(name: str) -> bool:
+    """Lowercase alphanumerics and `-`, alphanumeric at both ends, 1 to 63 characters."""
+    return (
+        isinstance(name, str)
+        and len(name) <= _LABEL_MAX
+        and _DNS1123_LABEL.fullmatch(name) is not None
+    )
+
+
+def _sanitize(text: str) -> str:
+    return _NOT_LABEL_CHARS.sub("-", text.lower()).strip("-")
+
+
+def _join(base: str, suffix: str) -> str:
+    """`base-suffix`, cutting `base` (never the suffix) so the result fits a label."""
+    room = _LABEL_MAX - len(suffix) - 1
+    return f"{base[:room].rstrip('-')}-{suffix}"
+
+
+def entry_name(ref: ImageRef, *, taken: Collection[str]) -> str:
+    """A DNS-1123 label for `ref`, derived from its repository and not in `taken`.
+
+    Deterministic: the same ref and the same `taken` give the same name. Candidates in
+    order: the sanitized last repository segment ("image" if nothing is left of it); that
+    plus the sanitized tag, when there is one; that plus the first 8 hex digits of
+    sha256(str(ref)); then the hash form plus "-2", "-3"... The repository part is cut
+    so every candidate fits 63 characters. Keeping an entry's name once chosen is the
+    caller's job: call this only for images that have no name yet.
+    """
+    used = frozenset(taken)
+    base = _sanitize(ref.short_name)[:_LABEL_MAX].rstrip("-") or "image"
+    if base not in used:
+        return base
+    if ref.tag:
+        tag = _sanitize(ref.tag)[:_TAG_SUFFIX_MAX].rstrip("-")
+        if tag:
+            candidate = _join(base, tag)
+            if candidate not in used:
+                return candidate
+    digest = hashlib.sha256(str(ref).encode()).hexdigest()[:_HASH_CHARS]
+    candidate = _join(base, digest)
+    counter = 1
+    while candidate in used:
+        counter += 1
+        candidate = _join(base, f"{digest}-{counter}")
+    return candidate
+
+
+def read_owned(annotations: Mapping[str, str] | None) -> dict[str, str]:
+    """The entries the agent owns, {entry name: image text}, from OWNED_ANNOTATION.
+
+    Never raises. Anything malformed reads as not owned: a value that is not JSON or not
+    a JSON object gives {}, and pairs whose name is not a DNS-1123 label or whose image
+    could not have been written by the agent are left out. Owning less is the safe
+    reading: the agent never touches entries it does not own.
+    """
+    if not isinstance(annotations, Mapping):
+        return {}
+    raw = annotations.get(OWNED_ANNOTATION)
+    if not isinstance(raw, str):
+        return {}
+    try:
+        decoded: Any = json.loads(raw)
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(decoded, dict):
+        return {}
+    return {
+        name: image
+        for name, image in decoded.items()
+        if is_dns1123_label(name) and isinstance(image, str) and _is_image_text(image)
+    }
+
+
+def render_owned(owned: Mapping[str, str]) -> str:
+    """OWNED_ANNOTATION's value: compact JSON with sorted keys, so equal maps give equal text.
+
+    Raises ValueError for a pair `read_owned` would drop, so what is written reads back
+    unchanged.
+    """
+    for name, image in owned.items():
+        if not is_dns1123_label(name) or not isinstance(image, str) or not _is_image_text(image):
+            raise ValueError(f"cannot record owned entry {name!r}={image!r}")
+    return json.dumps(dict(owned), sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class PullerCR:
+    """What the agent needs from a KubernetesImagePuller object."""
+
+    namespace: str
+    name: str
+    resource_version: str
+    images: str  # spec.images, "" if absent
+    owned: dict[str, str]  # from OWNED_ANNOTATION
+    node_selector: dict[str, str]  # spec.nodeSelector decoded; {} if absent or empty
+
+    def entries(self) -> tuple[Entry, ...]:
+        return parse_images(self.images)
+
+
+class InvalidPullerCR(ValueError):
+    """The object cannot be read as a KubernetesImagePuller; the message names object and field."""
+
+
+def _text_or_unknown(value: Any) -> str:
+    return value if isinstance(value, str) and value else "<unknown>"
+
+
+def read_puller(obj: Mapping[str, Any]) -> PullerCR:
+    """A `PullerCR` from the object as the API returns it (a plain dict).
+
+    Raises InvalidPullerCR, naming the object and the field, when metadata is incomplete,
+    spec or one of the fields read is of the wrong type, or spec.nodeSelector is not a JSON
+    object of strings (the puller would exit on it too). The owned-entries annotation never
+    makes the object invalid: garbage there reads as "owns nothing".
+    """
+    if not isinstance(obj, Mapping):
+        raise InvalidPullerCR(f"{KIND} <unknown>: not an object: {type(obj).__name__}")
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, Mapping):
+        raise InvalidPullerCR(f"{KIND} <unknown>: metadata is missing")
+    namespace = metadata.get("namespace")
+    name = metadata.get("name")
+    where = f"{KIND} {_text_or_unknown(namespace)}/{_text_or_unknown(name)}"
+
+    def fail(field: str, problem: str) -> InvalidPullerCR:
+        return InvalidPullerCR(f"{where}: {field} {problem}")
+
+    if not isinstance(namespace, str) or not namespace:
+        raise fail("metadata.namespace", "is missing")
+    if not isinstance(name, str) or not name:
+        raise fail("metadata.name", "is missing")
+    resource_version = metadata.get("resourceVersion")
+    if not isinstance(resource_version, str) or not resource_version:
+        raise fail("metadata.resourceVersion", "is missing")
+
+    spec = obj.get("spec")
+    if spec is None:
+        spec = {}
+    if not isinstance(spec, Mapping):
+        raise fail("spec", f"is not an object: {type(spec).__name__}")
+
+    images = spec.get("images")
+    if images is None:
+        images = ""
+    if not isinstance(images, str):
+        raise fail("spec.images", f"is not a string: {type(images).__name__}")
+
+    node_selector = _node_selector(spec.get("nodeSelector"))
+    if isinstance(node_selector, str):
+        raise fail("spec.nodeSelector", node_selector)
+
+    return PullerCR(
+        namespace=namespace,
+        name=name,
+        resource_version=resource_version,
+        images=images,
+        owned=read_owned(metadata.get("annotations")),
+        node_selector=node_selector,
+    )
+
+
+def _node_selector(raw: Any) -> dict[str, str] | str:
+    """The decoded selector, or a description of what is wrong with it."""
+    if raw is None or raw == "":  # the operator substitutes "{}" for ""
+        return {}
+    if not isinstance(raw, str):
+        return f"is not a string: {type(raw).__name__}"
+    problem = f"is not a JSON object of strings: {raw!r}"
+    try:
+        decoded: Any = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        return f"{problem} ({exc})"
+    if decoded is None:  # Go's json.Unmarshal accepts null into a map
+        return {}
+    if not isinstance(decoded, dict):
+        return problem
+    bad = sorted(key for key, value in decoded.items() if not isinstance(value, str))
+    if bad:
+        return f"{problem} (values not strings: {', '.join(bad)})"
+    return decoded
