@@ -1,0 +1,95 @@
+"""Domain values shared by the sources, the planner and the output.
+
+Frozen dataclasses with names from the domain. Nothing here talks to the API or reads
+settings: wire data (plain dicts) is turned into these values by `agent.sources`, and
+`agent.plan` turns them into a `Plan`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from agent.refs import ImageRef
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class ObjectRef:
+    """The Kubernetes object an image was found in. `namespace` is "" when cluster-scoped."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/{self.name}" if self.namespace else self.name
+        return f"{self.kind} {where}"
+
+
+class Role(StrEnum):
+    """What the image is for, as the workload that uses it sees it."""
+
+    WORKBENCH = "workbench"
+    SIDECAR = "sidecar"
+    PIPELINE_RUNTIME = "pipeline-runtime"
+    SERVING_RUNTIME = "serving-runtime"
+    MODELCAR = "modelcar"
+    CUSTOM_CONTAINER = "custom-container"
+
+
+class State(StrEnum):
+    """How the object that names the image uses it right now.
+
+    The scoring weights in the configuration are keyed by these values.
+    """
+
+    RUNNING = "running"  # a workbench that is started (not stopped)
+    STOPPED = "stopped"  # a workbench that is stopped
+    READY = "ready"  # a model server whose Ready condition is True
+    NOT_READY = "not-ready"  # a model server that exists but is not Ready
+    RECOMMENDED = "recommended"  # an image stream tag offered as the default to new users
+    OFFERED = "offered"  # an image stream tag offered to new users, not the default
+    OUTDATED = "outdated"  # a tag marked outdated, or a hidden stream: counts only when used
+    DEFINED = "defined"  # a serving runtime or template that exists; nothing may use it yet
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class StreamTag:
+    """An ImageStream tag. `namespace` "" means the applications namespace."""
+
+    namespace: str
+    stream: str
+    tag: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace or '<applications>'}/{self.stream}:{self.tag}"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """One object naming one image in one field.
+
+    `stream_tag` is set when the object says which ImageStream tag the image came from
+    (a Notebook's `last-image-selection`), so the planner can tie the two spellings of
+    one image together.
+    """
+
+    image: ImageRef
+    source: ObjectRef
+    field: str
+    role: Role
+    state: State
+    stream_tag: StreamTag | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A reference that could not be accepted; it never reaches the puller."""
+
+    reference: str
+    reason: str
+    source: ObjectRef
+    field: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.field} {self.reference!r} {self.reason}"
