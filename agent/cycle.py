@@ -1,0 +1,160 @@
+"""One cycle: observe -> resolve -> plan -> apply, for every target, and its counters.
+
+Data flows one way. The cluster is listed once per cycle whatever the number of targets;
+each target is read, planned and written on its own. A write that meets a 409 (the CR
+changed since it was read) re-reads the CR and re-plans once from the same observation;
+a second conflict gives up for this cycle. `dry_run` stops before the write.
+
+The returned `CycleResult` counts only what really happened; it is what `once` prints,
+what `serve` exports as metrics, and what tests assert on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
+
+from agent.apply import ApplyError, read_target, write_plan
+from agent.kube.client import Kube
+from agent.kube.errors import Conflict, KubeError
+from agent.observe import observe
+from agent.plan import Plan, make_plan
+from agent.puller import PullerCR
+from agent.resolve import Inventory, resolve
+from agent.settings import Settings, Target
+from agent.sources import Observation
+
+log = structlog.get_logger("prepull_agent.cycle")
+
+
+@dataclass(frozen=True)
+class TargetOutcome:
+    target: Target
+    plan: Plan | None
+    written: bool = False
+    error: str = ""  # why this target was not brought up to date
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    outcomes: tuple[TargetOutcome, ...]
+    listed: dict[str, int] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    requests: int = 0
+    duration_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(not o.error for o in self.outcomes)
+
+    @property
+    def written(self) -> int:
+        return sum(o.written for o in self.outcomes)
+
+
+def run_cycle(
+    kube: Kube,
+    settings: Settings,
+    *,
+    dry_run: bool,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Callable[[], float] = time.monotonic,
+) -> CycleResult:
+    """Run one cycle. Raises only when the cluster cannot be reached at all; a target that
+    cannot be written is reported in its outcome."""
+    started = clock()
+    requests_before = kube.requests
+    observation = observe(kube, settings)
+    inventory = resolve(observation)
+    outcomes = tuple(
+        _one_target(kube, settings, target, observation, inventory, dry_run=dry_run, now=now())
+        for target in settings.targets
+    )
+    result = CycleResult(
+        outcomes=outcomes,
+        listed=dict(observation.listed),
+        missing=dict(observation.missing),
+        failed=dict(observation.failed),
+        requests=kube.requests - requests_before,
+        duration_seconds=round(clock() - started, 3),
+    )
+    _log_summary(result, inventory, dry_run=dry_run)
+    return result
+
+
+def _one_target(
+    kube: Kube,
+    settings: Settings,
+    target: Target,
+    observation: Observation,
+    inventory: Inventory,
+    *,
+    dry_run: bool,
+    now: datetime,
+) -> TargetOutcome:
+    puller = read_target(kube, target)
+    plan = _plan(puller, settings, observation, inventory, now)
+    if dry_run or not plan.changed:
+        return TargetOutcome(target, plan)
+    for attempt in (1, 2):
+        try:
+            write_plan(kube, plan, resource_version=puller.resource_version)
+            log.info("puller updated", target=str(target), entries=len(plan.entries_after), attempt=attempt)
+            return TargetOutcome(target, plan, written=True)
+        except Conflict:
+            if attempt == 2:
+                break
+            log.info("puller changed while planning, re-reading it", target=str(target))
+            puller = read_target(kube, target)
+            plan = _plan(puller, settings, observation, inventory, now)
+            if not plan.changed:
+                return TargetOutcome(target, plan)
+        except (KubeError, ApplyError) as e:
+            log.error("writing the puller failed", target=str(target), reason=str(e))
+            return TargetOutcome(target, plan, error=f"write failed: {e}")
+    reason = "the CR kept changing while the agent wrote it (409 twice); trying again next cycle"
+    log.warning("writing the puller gave up for this cycle", target=str(target), reason=reason)
+    return TargetOutcome(target, plan, error=reason)
+
+
+def _plan(puller: PullerCR, settings: Settings, observation: Observation, inventory: Inventory, now: datetime) -> Plan:
+    return make_plan(
+        usages=inventory.usages,
+        rejections=inventory.rejections,
+        problems=inventory.problems,
+        puller=puller,
+        nodes=observation.nodes.nodes,
+        sizes=observation.nodes.sizes,
+        failed_sources=observation.failed,
+        applications_namespace=observation.applications_namespace,
+        settings=settings,
+        now=now,
+    )
+
+
+def _log_summary(result: CycleResult, inventory: Inventory, *, dry_run: bool) -> None:
+    plans = [o.plan for o in result.outcomes if o.plan is not None]
+    for problem in inventory.problems:
+        log.warning("not resolved", problem=problem)
+    for rejection in inventory.rejections:
+        log.warning("reference rejected", source=str(rejection.source), field=rejection.field,
+                    reference=rejection.reference, reason=rejection.reason)
+    log.info(
+        "cycle finished",
+        dry_run=dry_run,
+        listed=result.listed,
+        missing=sorted(result.missing),
+        failed=sorted(result.failed),
+        candidates=sum(len(p.candidates) for p in plans),
+        rejected=len(inventory.rejections),
+        selected=sum(len(p.selected) for p in plans),
+        changed=sum(p.changed for p in plans),
+        written=result.written,
+        requests=result.requests,
+        duration_seconds=result.duration_seconds,
+    )

@@ -1,0 +1,54 @@
+"""The kinds of object the agent reads or writes, and their REST paths.
+
+A `Kind` is group/version/plural/scope; `path()` builds the collection or object URL the
+API server serves for it. On OpenShift, ImageStreams and Templates come from the OpenShift
+API server rather than CRDs, but the paths are the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    kind: str
+    group: str  # "" for the core group
+    version: str
+    plural: str
+    namespaced: bool
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, *, namespace: str = "", name: str = "", subresource: str = "") -> str:
+        """`/apis/G/V[/namespaces/NS]/PLURAL[/NAME[/SUB]]`; no namespace lists across all."""
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        if name:
+            base += f"/{name}"
+            if subresource:
+                base += f"/{subresource}"
+        return base
+
+
+IMAGE_STREAM = Kind("ImageStream", "image.openshift.io", "v1", "imagestreams", namespaced=True)
+TEMPLATE = Kind("Template", "template.openshift.io", "v1", "templates", namespaced=True)
+NOTEBOOK = Kind("Notebook", "kubeflow.org", "v1", "notebooks", namespaced=True)
+SERVING_RUNTIME = Kind("ServingRuntime", "serving.kserve.io", "v1alpha1", "servingruntimes", namespaced=True)
+CLUSTER_SERVING_RUNTIME = Kind(
+    "ClusterServingRuntime", "serving.kserve.io", "v1alpha1", "clusterservingruntimes", namespaced=False
+)
+INFERENCE_SERVICE = Kind("InferenceService", "serving.kserve.io", "v1beta1", "inferenceservices", namespaced=True)
+LLM_INFERENCE_SERVICE = Kind(
+    "LLMInferenceService", "serving.kserve.io", "v1alpha1", "llminferenceservices", namespaced=True
+)
+DSC_INITIALIZATION = Kind(
+    "DSCInitialization", "dscinitialization.opendatahub.io", "v1", "dscinitializations", namespaced=False
+)
+IMAGE_PULLER = Kind("KubernetesImagePuller", "che.eclipse.org", "v1alpha1", "kubernetesimagepullers", namespaced=True)
+NODE = Kind("Node", "", "v1", "nodes", namespaced=False)
+LEASE = Kind("Lease", "coordination.k8s.io", "v1", "leases", namespaced=True)

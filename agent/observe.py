@@ -1,0 +1,161 @@
+"""Observe: list every enabled kind through `agent.kube` and turn objects into findings.
+
+This is the only step of a cycle that reads the cluster's workloads. It walks one table
+of sources; each lists its kind page by page (raw JSON, paginated) and hands every object
+to its pure reader in `agent.sources`. Nothing but the readers' small records outlives a
+page.
+
+How a source ends is recorded, because the planner's safety rule depends on it:
+- `listed[kind]`: how many objects were read;
+- `missing[kind]`: the kind is not served (CRD not installed): skipped with one warning;
+- `failed[kind]`: any other failure (denied, server error, timeout): this cycle's view of
+  that kind is partial, so nothing the agent manages may be dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from agent.kube import kinds
+from agent.kube.client import Kube
+from agent.kube.errors import Forbidden, Gone, KubeError, NotFound, Unauthorized
+from agent.settings import Settings
+from agent.sources import Observation, imagestreams, notebooks, serving
+from agent.sources.common import as_list, as_str, dig
+from agent.sources.nodes import read_node
+
+log = structlog.get_logger("prepull_agent.observe")
+
+DEFAULT_APPLICATIONS_NAMESPACE = "redhat-ods-applications"
+
+
+Reader = Callable[[Mapping[str, Any], Observation], None]
+
+
+@dataclass(frozen=True)
+class Source:
+    setting: str  # the switch in `settings.sources`
+    kind: kinds.Kind
+    read: Reader
+    label_selectors: tuple[str, ...] = ("",)
+    in_applications_namespace: bool = False  # else: all namespaces
+
+
+def _streams(obj: Mapping[str, Any], o: Observation) -> None:
+    o.streams.extend(imagestreams.read_image_stream(obj, applications_namespace=o.applications_namespace))
+
+
+def _runtimes(kind: str) -> Reader:
+    def read(obj: Mapping[str, Any], o: Observation) -> None:
+        o.serving.extend(serving.read_serving_runtime(obj, kind=kind, applications_namespace=o.applications_namespace))
+
+    return read
+
+
+SOURCES: tuple[Source, ...] = (
+    Source("imagestreams", kinds.IMAGE_STREAM, _streams, label_selectors=imagestreams.LABEL_SELECTORS),
+    Source("notebooks", kinds.NOTEBOOK, lambda obj, o: o.workloads.extend(notebooks.read_notebook(obj))),
+    Source("servingruntimes", kinds.SERVING_RUNTIME, _runtimes(serving.SERVING_RUNTIME)),
+    Source("clusterservingruntimes", kinds.CLUSTER_SERVING_RUNTIME, _runtimes(serving.CLUSTER_SERVING_RUNTIME)),
+    Source(
+        "templates",
+        kinds.TEMPLATE,
+        lambda obj, o: o.serving.extend(serving.read_template(obj)),
+        label_selectors=(serving.TEMPLATE_LABEL_SELECTOR,),
+        in_applications_namespace=True,
+    ),
+    Source("inferenceservices", kinds.INFERENCE_SERVICE, lambda obj, o: o.serving.extend(serving.read_inference_service(obj))),
+    Source(
+        "llminferenceservices",
+        kinds.LLM_INFERENCE_SERVICE,
+        lambda obj, o: o.workloads.extend(serving.read_llm_inference_service(obj)),
+    ),
+    Source("nodes", kinds.NODE, lambda obj, o: read_node(obj, o.nodes)),
+)
+
+
+def observe(kube: Kube, settings: Settings) -> Observation:
+    """List every enabled source. Never raises for a source's failure: it is recorded."""
+    observation = Observation(applications_namespace=applications_namespace(kube, settings))
+    for source in SOURCES:
+        if getattr(settings.sources, source.setting):
+            _collect(kube, source, observation, page_size=settings.kube.page_size)
+    return observation
+
+
+def applications_namespace(kube: Kube, settings: Settings) -> str:
+    """From the settings, else the DSCInitialization, else OpenShift AI's default."""
+    if settings.applications_namespace:
+        return settings.applications_namespace
+    try:
+        items = kube.get(kinds.DSC_INITIALIZATION.path()).get("items")
+    except KubeError as e:
+        log.warning(
+            "applications namespace unknown, using the default",
+            namespace=DEFAULT_APPLICATIONS_NAMESPACE,
+            reason=_reason(e),
+        )
+        return DEFAULT_APPLICATIONS_NAMESPACE
+    for dsci in as_list(items):
+        namespace = as_str(dig(dsci, "spec", "applicationsNamespace"))
+        if namespace:
+            return namespace
+    return DEFAULT_APPLICATIONS_NAMESPACE
+
+
+def _collect(kube: Kube, source: Source, observation: Observation, *, page_size: int) -> None:
+    """List one source into a scratch observation, merged only when the listing completes.
+
+    An expired continue token (410) restarts the listing once from scratch.
+    """
+    kind = source.kind.kind
+    namespace = observation.applications_namespace if source.in_applications_namespace else ""
+    path = source.kind.path(namespace=namespace)
+    for attempt in (1, 2):
+        scratch = Observation(applications_namespace=observation.applications_namespace)
+        seen: set[tuple[str, str]] = set()  # an object matching two label selectors counts once
+        try:
+            for selector in source.label_selectors:
+                for _, items in kube.list_pages(path, label_selector=selector, page_size=page_size):
+                    for obj in items:
+                        key = (as_str(dig(obj, "metadata", "namespace")), as_str(dig(obj, "metadata", "name")))
+                        if key not in seen:
+                            seen.add(key)
+                            source.read(obj, scratch)
+        except Gone as e:
+            if attempt == 1:
+                log.info("list expired, listing again", kind=kind, reason=_reason(e))
+                continue
+            _fail(observation, kind, e)
+            return
+        except NotFound as e:
+            observation.missing[kind] = _reason(e)
+            log.warning("kind not served, skipped (is its CRD installed?)", kind=kind, path=path)
+            return
+        except KubeError as e:
+            _fail(observation, kind, e)
+            return
+        _merge(observation, scratch)
+        observation.listed[kind] = len(seen)
+        return
+
+
+def _fail(observation: Observation, kind: str, error: KubeError) -> None:
+    observation.failed[kind] = _reason(error)
+    hint = " (check the agent's RBAC)" if isinstance(error, Forbidden | Unauthorized) else ""
+    log.warning(f"listing failed, managed images are kept this cycle{hint}", kind=kind, reason=_reason(error))
+
+
+def _merge(into: Observation, scratch: Observation) -> None:
+    into.streams.extend(scratch.streams)
+    into.workloads.extend(scratch.workloads)
+    into.serving.extend(scratch.serving)
+    into.nodes.extend(scratch.nodes)
+
+
+def _reason(error: KubeError) -> str:
+    return str(error)

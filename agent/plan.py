@@ -1,0 +1,410 @@
+"""The planner: usages + the puller CR as it is + settings -> a `Plan` that explains itself.
+
+Pure: no API client, no clock (`now` is a parameter), no logging. A test feeds records in
+and asserts on the Plan.
+
+How a plan is made:
+
+1. **Policy.** References from registries outside `references.allowed_registries`, or
+   matching a `references.deny` pattern, are rejected like malformed ones.
+2. **Score.** Usages are grouped by image. Each object using an image adds the weight of
+   how it uses it (`weights`), counted once per object: a running workbench, a Ready model
+   server, the recommended tag of an offered workbench image...
+3. **Forced in.** Pinned images, and when any source failed this cycle every image the
+   agent already manages (a partial view never shrinks the list), go in first.
+   Excluded images (`selection.exclude`) are always out; images an administrator already
+   listed are left to the administrator's entry.
+4. **Ranked selection.** The rest, best score first (ties: by reference), go in while
+   they meet `min_score`, fit `max_images`, the per-node disk budget, and the
+   per-namespace limit (no single project may take more than `max_per_namespace` places
+   with images only it uses). An image the agent already manages ranks as if its score
+   were `retain_margin` higher, and its minimum score is `retain_margin` lower, so scores
+   wobbling near the cut do not rewrite the list.
+5. **Entries.** Entries the agent did not write stay verbatim and in place; managed
+   entries that stay keep their name and place; new ones are appended in rank order,
+   named from their repository. `changed` is False when the result reads the same as the
+   CR: then nothing is written.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from agent.model import ObjectRef, Rejection, Role, Usage
+from agent.puller import Entry, PullerCR, entry_name, same_list
+from agent.refs import ImageRef, InvalidReference, parse_reference
+from agent.settings import Settings
+from agent.sources.nodes import NodeInfo
+
+CONFIG_SOURCE = ObjectRef("Config", "", "selection.pinned")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One image considered for the list, with the decision and why."""
+
+    image: str
+    score: float
+    size_bytes: int
+    size_known: bool  # from a node's status.images; else a per-role estimate
+    roles: tuple[str, ...]
+    sources: tuple[ObjectRef, ...]
+    selected: bool
+    reason: str
+    name: str = ""  # the entry name when selected
+    managed: bool = False  # the agent had it in the list before this cycle
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    target_namespace: str
+    target_name: str
+    generated_at: datetime
+    budget_bytes: int | None
+    budget_used_bytes: int
+    candidates: tuple[Candidate, ...]  # in decision order: forced, then by rank
+    rejected: tuple[Rejection, ...]
+    problems: tuple[str, ...]  # e.g. an InferenceService whose runtime is not found
+    failed_sources: Mapping[str, str]
+    entries_before: tuple[Entry, ...]
+    entries_after: tuple[Entry, ...]
+    owned_before: Mapping[str, str]
+    owned_after: Mapping[str, str]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return not same_list(self.entries_before, self.entries_after) or dict(self.owned_before) != dict(
+            self.owned_after
+        )
+
+    @property
+    def selected(self) -> tuple[Candidate, ...]:
+        return tuple(c for c in self.candidates if c.selected)
+
+
+@dataclass
+class _Group:
+    ref: ImageRef
+    usages: list[Usage] = field(default_factory=list)
+
+
+def make_plan(
+    *,
+    usages: Iterable[Usage],
+    rejections: Iterable[Rejection],
+    problems: Iterable[str] = (),
+    puller: PullerCR,
+    nodes: Sequence[NodeInfo],
+    sizes: Mapping[str, int],
+    failed_sources: Mapping[str, str],
+    applications_namespace: str,
+    settings: Settings,
+    now: datetime,
+) -> Plan:
+    selection = settings.selection
+    rejected = list(rejections)
+    groups = _group(_allowed(usages, settings, rejected))
+    warnings: list[str] = []
+
+    before = puller.entries()
+    managed, foreign = _split_ownership(before, puller.owned)
+    managed_by_image = {image: name for name, image in managed.items()}
+    foreign_by_image = _foreign_images(foreign)
+
+    budget = selection.disk_budget.resolve(_smallest_capacity(nodes, puller.node_selector))
+    if budget is None and selection.disk_budget.fraction is not None:
+        warnings.append("no target node reports ephemeral-storage capacity: the disk budget is not applied")
+    estimate = _Sizes(sizes, settings)
+    used = sum(estimate.of_text(e.image) for e in foreign)
+
+    pinned = _pinned(selection.pinned, rejected)
+    for ref in pinned:
+        groups.setdefault(str(ref), _Group(ref))
+    if failed_sources:
+        for image in managed_by_image:
+            if image not in groups:
+                ref = _parse_or_none(image)
+                if ref is not None and not _policy_problem(ref, settings):
+                    groups[image] = _Group(ref)
+
+    scored = {key: _score(g.usages, settings) for key, g in groups.items()}
+    margin = selection.retain_margin
+    decided: list[Candidate] = []
+    chosen: list[str] = []  # images selected, in decision order
+
+    def decide(key: str, *, selected: bool, reason: str) -> None:
+        nonlocal used
+        group = groups[key]
+        size, known = estimate.of(group)
+        if selected:
+            used += size
+            chosen.append(key)
+        decided.append(
+            Candidate(
+                image=key,
+                score=scored[key],
+                size_bytes=size,
+                size_known=known,
+                roles=tuple(sorted({u.role.value for u in group.usages})),
+                sources=tuple(sorted({u.source for u in group.usages})),
+                selected=selected,
+                reason=reason,
+                managed=key in managed_by_image,
+            )
+        )
+
+    remaining = []
+    for key in sorted(groups, key=lambda k: (-scored[k], k)):
+        pattern = _match(key, selection.exclude)
+        if pattern:
+            decide(key, selected=False, reason=f"excluded by pattern {pattern!r}")
+        elif key in foreign_by_image:
+            decide(key, selected=False, reason=f"already listed by the administrator as {foreign_by_image[key]!r}")
+        elif groups[key].ref in pinned:
+            decide(key, selected=True, reason="pinned in the configuration")
+        elif failed_sources and key in managed_by_image:
+            decide(key, selected=True, reason=f"kept: {_failed_kinds(failed_sources)} could not be listed this cycle")
+        else:
+            remaining.append(key)
+
+    def rank_key(key: str) -> tuple[float, str]:
+        bonus = 1 + margin if key in managed_by_image else 1
+        return (-scored[key] * bonus, key)
+
+    per_namespace: dict[str, int] = defaultdict(int)
+    for key in sorted(remaining, key=rank_key):
+        score = scored[key]
+        is_managed = key in managed_by_image
+        floor = selection.min_score * (1 - margin) if is_managed else selection.min_score
+        size, _ = estimate.of(groups[key])
+        tenant = _tenant(groups[key].usages, applications_namespace=applications_namespace)
+        if score < floor:
+            decide(key, selected=False, reason=f"score {score:g} is below the minimum {floor:g}")
+        elif len(chosen) >= selection.max_images:
+            decide(key, selected=False, reason=f"over the limit of {selection.max_images} images")
+        elif tenant and selection.max_per_namespace and per_namespace[tenant] >= selection.max_per_namespace:
+            decide(
+                key,
+                selected=False,
+                reason=f"namespace {tenant} already has {selection.max_per_namespace} images of its own in the list",
+            )
+        elif budget is not None and used + size > budget:
+            decide(key, selected=False, reason=f"does not fit the disk budget ({_gib(budget - used)} left)")
+        else:
+            if tenant:
+                per_namespace[tenant] += 1
+            rank = len(chosen) + 1
+            decide(key, selected=True, reason=f"rank {rank}, score {score:g}" + (" (kept)" if is_managed else ""))
+
+    after, owned_after, names = _entries_after(before=before, chosen=chosen, groups=groups, foreign=foreign)
+    candidates = tuple(_named(c, names) for c in decided)
+    return Plan(
+        target_namespace=puller.namespace,
+        target_name=puller.name,
+        generated_at=now,
+        budget_bytes=budget,
+        budget_used_bytes=used,
+        candidates=candidates,
+        rejected=tuple(rejected),
+        problems=tuple(problems),
+        failed_sources=dict(failed_sources),
+        entries_before=before,
+        entries_after=after,
+        owned_before=dict(puller.owned),
+        owned_after=owned_after,
+        warnings=tuple(warnings),
+    )
+
+
+# -- steps ---------------------------------------------------------------------------------
+
+
+def _allowed(usages: Iterable[Usage], settings: Settings, rejected: list[Rejection]) -> Iterable[Usage]:
+    for usage in usages:
+        reason = _policy_problem(usage.image, settings)
+        if reason:
+            rejected.append(Rejection(str(usage.image), reason, usage.source, usage.field))
+        else:
+            yield usage
+
+
+def _policy_problem(ref: ImageRef, settings: Settings) -> str:
+    allowed = settings.references.allowed_registries
+    if allowed and ref.registry not in allowed:
+        return f"registry {ref.registry!r} is not in references.allowed_registries"
+    if pattern := _match(str(ref), settings.references.deny):
+        return f"matches references.deny pattern {pattern!r}"
+    return ""
+
+
+def _group(usages: Iterable[Usage]) -> dict[str, _Group]:
+    groups: dict[str, _Group] = {}
+    for usage in usages:
+        key = str(usage.image)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _Group(usage.image)
+        group.usages.append(usage)
+    return groups
+
+
+def _score(usages: Sequence[Usage], settings: Settings) -> float:
+    """Sum over the objects using the image of the heaviest way each one uses it."""
+    best: dict[ObjectRef, float] = {}
+    for usage in usages:
+        weight = settings.weights.for_state(usage.state.value)
+        if weight > best.get(usage.source, float("-inf")):
+            best[usage.source] = weight
+    return round(sum(best.values()), 6)
+
+
+def _split_ownership(entries: Sequence[Entry], owned: Mapping[str, str]) -> tuple[dict[str, str], list[Entry]]:
+    """Entries the agent wrote (name recorded in the annotation with this very image), and
+    the others. An entry whose image an administrator changed is theirs now."""
+    managed: dict[str, str] = {}
+    foreign: list[Entry] = []
+    for entry in entries:
+        if entry.name is not None and owned.get(entry.name) == entry.image and entry.name not in managed:
+            managed[entry.name] = entry.image  # type: ignore[assignment]
+        else:
+            foreign.append(entry)
+    return managed, foreign
+
+
+def _foreign_images(foreign: Sequence[Entry]) -> dict[str, str]:
+    """Canonical image -> entry name, for administrator entries the agent can read."""
+    found: dict[str, str] = {}
+    for entry in foreign:
+        ref = _parse_or_none(entry.image)
+        if ref is not None and entry.name:
+            found.setdefault(str(ref), entry.name)
+    return found
+
+
+def _pinned(pinned: Sequence[str], rejected: list[Rejection]) -> list[ImageRef]:
+    refs = []
+    for i, text in enumerate(pinned):
+        try:
+            refs.append(parse_reference(text))
+        except InvalidReference as e:
+            rejected.append(Rejection(text, e.reason, CONFIG_SOURCE, f"selection.pinned[{i}]"))
+    return refs
+
+
+def _entries_after(
+    *,
+    before: Sequence[Entry],
+    chosen: Sequence[str],
+    groups: Mapping[str, _Group],
+    foreign: Sequence[Entry],
+) -> tuple[tuple[Entry, ...], dict[str, str], dict[str, str]]:
+    """Keep every foreign entry and every managed entry still chosen, in place; append the
+    new ones in decision order. Returns (entries, owned annotation, image -> name)."""
+    chosen_set = set(chosen)
+    taken = {e.name for e in before if e.name is not None}
+    names: dict[str, str] = {}
+    after: list[Entry] = []
+    owned: dict[str, str] = {}
+    foreign_ids = {id(e) for e in foreign}
+    for entry in before:
+        if id(entry) in foreign_ids:
+            after.append(entry)
+        elif entry.image in chosen_set and entry.name is not None:
+            after.append(entry)
+            owned[entry.name] = entry.image  # type: ignore[index]
+            names[entry.image] = entry.name  # type: ignore[index]
+    for key in chosen:
+        if key in names:
+            continue
+        name = entry_name(groups[key].ref, taken=taken)
+        taken.add(name)
+        names[key] = name
+        after.append(Entry.of(name, key))
+        owned[name] = key
+    return tuple(after), owned, names
+
+
+def _named(candidate: Candidate, names: Mapping[str, str]) -> Candidate:
+    if not candidate.selected:
+        return candidate
+    return Candidate(**{**_fields(candidate), "name": names.get(candidate.image, "")})
+
+
+def _fields(candidate: Candidate) -> dict[str, object]:
+    return {f: getattr(candidate, f) for f in Candidate.__slots__}  # type: ignore[attr-defined]
+
+
+# -- small helpers -------------------------------------------------------------------------
+
+
+class _Sizes:
+    """Bytes an image takes on a node: what a node reports, else the role's estimate."""
+
+    ORDER = (Role.MODELCAR, Role.SERVING_RUNTIME, Role.WORKBENCH, Role.PIPELINE_RUNTIME, Role.CUSTOM_CONTAINER, Role.SIDECAR)
+
+    def __init__(self, reported: Mapping[str, int], settings: Settings) -> None:
+        self._reported = reported
+        self._settings = settings
+
+    def of(self, group: _Group) -> tuple[int, bool]:
+        known = self._lookup(group.ref)
+        if known is not None:
+            return known, True
+        roles = {u.role for u in group.usages}
+        estimates = [self._settings.sizes.for_role(r.value) for r in self.ORDER if r in roles]
+        return (max(estimates) if estimates else self._settings.sizes.for_role(Role.CUSTOM_CONTAINER.value)), False
+
+    def of_text(self, image: str | None) -> int:
+        ref = _parse_or_none(image)
+        return (self._lookup(ref) or 0) if ref is not None else 0
+
+    def _lookup(self, ref: ImageRef) -> int | None:
+        return self._reported.get(str(ref)) or (self._reported.get(ref.digest) if ref.digest else None)
+
+
+def _smallest_capacity(nodes: Sequence[NodeInfo], selector: Mapping[str, str]) -> int | None:
+    capacities = [
+        n.ephemeral_storage
+        for n in nodes
+        if n.ephemeral_storage and all(n.labels.get(k) == v for k, v in selector.items())
+    ]
+    return min(capacities) if capacities else None
+
+
+def _tenant(usages: Sequence[Usage], *, applications_namespace: str) -> str:
+    """The one project namespace all usages come from, or "" when the image is shared by
+    several, offered to all (applications namespace, cluster-scoped objects) or pinned."""
+    namespaces = {u.source.namespace for u in usages}
+    if len(namespaces) != 1:
+        return ""
+    (namespace,) = namespaces
+    return "" if namespace == applications_namespace else namespace
+
+
+def _match(text: str, patterns: Sequence[str]) -> str:
+    for pattern in patterns:
+        if fnmatch.fnmatchcase(text, pattern):
+            return pattern
+    return ""
+
+
+def _parse_or_none(text: str | None) -> ImageRef | None:
+    if not text:
+        return None
+    try:
+        return parse_reference(text)
+    except InvalidReference:
+        return None
+
+
+def _failed_kinds(failed: Mapping[str, str]) -> str:
+    return ", ".join(sorted(failed))
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB"

@@ -1,0 +1,58 @@
+"""Notebooks (kubeflow.org/v1): the workbenches users run.
+
+Every container of `spec.template.spec` counts: the one named like the Notebook is the
+workbench, the others (kube-rbac-proxy, oauth-proxy) are sidecars. A Notebook is stopped
+when `kubeflow-resource-stopped` holds a timestamp; the value
+`odh-notebook-controller-lock` means it is about to start, so it counts as running.
+
+`notebooks.opendatahub.io/last-image-selection` (`STREAM:TAG`, in the namespace named by
+`opendatahub.io/workbench-image-namespace`, else the applications namespace) says which
+ImageStream tag the workbench image came from; it travels with the usage so the planner
+can tie the two spellings together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from agent.model import Role, State, StreamTag, Usage
+from agent.sources.common import Findings, annotations, as_str, containers, dig, object_ref, parse_image
+
+KIND = "Notebook"
+STOPPED = "kubeflow-resource-stopped"
+STARTING_LOCK = "odh-notebook-controller-lock"
+LAST_IMAGE_SELECTION = "notebooks.opendatahub.io/last-image-selection"
+IMAGE_NAMESPACE = "opendatahub.io/workbench-image-namespace"
+
+
+def read_notebook(obj: Mapping[str, Any]) -> Findings:
+    out = Findings()
+    source = object_ref(KIND, obj)
+    notes = annotations(obj)
+    stopped = bool(notes.get(STOPPED)) and notes.get(STOPPED) != STARTING_LOCK
+    state = State.STOPPED if stopped else State.RUNNING
+    selection = _stream_tag(notes)
+    for name, field_path, value in containers(dig(obj, "spec", "template", "spec"), "spec.template.spec"):
+        image = parse_image(value, source=source, field=field_path, findings=out)
+        if image is None:
+            continue
+        workbench = name == source.name
+        out.usages.append(
+            Usage(
+                image,
+                source,
+                field_path,
+                Role.WORKBENCH if workbench else Role.SIDECAR,
+                state,
+                stream_tag=selection if workbench else None,
+            )
+        )
+    return out
+
+
+def _stream_tag(notes: Mapping[str, Any]) -> StreamTag | None:
+    stream, sep, tag = as_str(notes.get(LAST_IMAGE_SELECTION)).partition(":")
+    if not (sep and stream and tag):
+        return None
+    return StreamTag(as_str(notes.get(IMAGE_NAMESPACE)), stream, tag)

@@ -1,0 +1,269 @@
+"""Sources and resolution: object JSON in, usages out. Plain dicts, no cluster."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.model import Role, State, StreamTag
+from agent.resolve import resolve
+from agent.sources import Observation
+from agent.sources.imagestreams import read_image_stream
+from agent.sources.nodes import NodeFindings, read_node
+from agent.sources.notebooks import read_notebook
+from agent.sources.serving import read_inference_service, read_llm_inference_service, read_serving_runtime, read_template
+
+APPS = "redhat-ods-applications"
+D1 = "sha256:" + "1" * 64
+D2 = "sha256:" + "2" * 64
+INTERNAL = "image-registry.openshift-image-registry.svc:5000"
+
+
+def stream(ns: str = APPS, *, hidden: bool = False, label: str = "opendatahub.io/notebook-image") -> dict:
+    return {
+        "metadata": {"name": "pytorch", "namespace": ns, "labels": {label: "true"},
+                     "annotations": {"opendatahub.io/notebook-image-hidden": "true"} if hidden else {}},
+        "spec": {"tags": [
+            {"name": "2025.1", "annotations": {"opendatahub.io/workbench-image-recommended": "true"},
+             "from": {"kind": "DockerImage", "name": "quay.io/modh/pytorch:2025.1"}},
+            {"name": "2024.1", "annotations": {"opendatahub.io/image-tag-outdated": "true"},
+             "from": {"kind": "DockerImage", "name": f"quay.io/modh/pytorch@{D2}"}},
+        ]},
+        "status": {"dockerImageRepository": f"{INTERNAL}/{ns}/pytorch", "tags": [
+            {"tag": "2025.1", "items": [{"dockerImageReference": f"quay.io/modh/pytorch@{D1}", "image": D1}]},
+        ]},
+    }
+
+
+def notebook(name: str = "wb", ns: str = "team-a", *, image: str, stopped: str | None = None,
+             selection: str | None = None) -> dict:
+    notes = {}
+    if stopped is not None:
+        notes["kubeflow-resource-stopped"] = stopped
+    if selection:
+        notes["notebooks.opendatahub.io/last-image-selection"] = selection
+    return {
+        "metadata": {"name": name, "namespace": ns, "annotations": notes},
+        "spec": {"template": {"spec": {"containers": [
+            {"name": name, "image": image},
+            {"name": "kube-rbac-proxy", "image": "registry.redhat.io/openshift4/ose-kube-rbac-proxy-rhel9:v4.17"},
+        ]}}},
+    }
+
+
+def observation(*, streams=(), notebooks=(), runtimes=(), isvcs=()) -> Observation:
+    o = Observation(applications_namespace=APPS)
+    for s in streams:
+        o.streams.extend(read_image_stream(s, applications_namespace=APPS))
+    for nb in notebooks:
+        o.workloads.extend(read_notebook(nb))
+    for kind, obj in runtimes:
+        o.serving.extend(read_serving_runtime(obj, kind=kind, applications_namespace=APPS))
+    for isvc in isvcs:
+        o.serving.extend(read_inference_service(isvc))
+    return o
+
+
+# -- ImageStreams ---------------------------------------------------------------------------
+
+
+def test_stream_tags_resolve_to_the_status_image_with_their_offer_state():
+    found = read_image_stream(stream(), applications_namespace=APPS)
+    states = {str(u.image): u.state for u in found.usages}
+    assert states == {f"quay.io/modh/pytorch@{D1}": State.RECOMMENDED, f"quay.io/modh/pytorch@{D2}": State.OUTDATED}
+    assert found.stream_tags[StreamTag(APPS, "pytorch", "2025.1")].digest == D1
+    assert set(found.aliases) == {f"{INTERNAL}/{APPS}/pytorch:2025.1", "quay.io/modh/pytorch:2025.1",
+                                  f"{INTERNAL}/{APPS}/pytorch:2024.1"}
+
+
+def test_a_hidden_stream_offers_nothing():
+    found = read_image_stream(stream(hidden=True), applications_namespace=APPS)
+    assert {u.state for u in found.usages} == {State.OUTDATED}
+
+
+def test_project_streams_earn_no_baseline_but_still_resolve_aliases():
+    found = read_image_stream(stream("team-a"), applications_namespace=APPS)
+    assert found.usages == []
+    assert StreamTag("team-a", "pytorch", "2025.1") in found.stream_tags
+
+
+def test_runtime_image_streams_are_pipeline_runtimes():
+    found = read_image_stream(stream(label="opendatahub.io/runtime-image"), applications_namespace=APPS)
+    assert {u.role for u in found.usages} == {Role.PIPELINE_RUNTIME}
+
+
+# -- Notebooks --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stopped", "state"),
+    [(None, State.RUNNING), ("2026-11-20T10:00:00Z", State.STOPPED), ("odh-notebook-controller-lock", State.RUNNING)],
+    ids=["running", "stopped", "about-to-start"],
+)
+def test_notebook_state_follows_the_stopped_annotation(stopped, state):
+    found = read_notebook(notebook(image="quay.io/a/wb:1", stopped=stopped))
+    assert {u.state for u in found.usages} == {state}
+
+
+def test_notebook_workbench_and_sidecar_roles():
+    found = read_notebook(notebook(image="quay.io/a/wb:1"))
+    assert [(u.role, str(u.image)) for u in found.usages] == [
+        (Role.WORKBENCH, "quay.io/a/wb:1"),
+        (Role.SIDECAR, "registry.redhat.io/openshift4/ose-kube-rbac-proxy-rhel9:v4.17"),
+    ]
+
+
+def test_a_hostile_notebook_image_is_rejected_naming_object_and_field():
+    found = read_notebook(notebook("sneaky", image="quay.io/evil/miner:latest;pwn=quay.io/evil/x"))
+    assert [str(u.image) for u in found.usages] == ["registry.redhat.io/openshift4/ose-kube-rbac-proxy-rhel9:v4.17"]
+    (rejection,) = found.rejections
+    assert str(rejection.source) == "Notebook team-a/sneaky"
+    assert rejection.field == "spec.template.spec.containers[sneaky].image"
+    assert "';'" in rejection.reason
+
+
+def test_non_string_images_and_garbage_shapes_do_not_crash():
+    weird = {"metadata": {"name": "w", "namespace": "t", "annotations": ["not", "a", "map"]},
+             "spec": {"template": {"spec": {"containers": [{"name": "w", "image": 42}, "junk", None]}}}}
+    found = read_notebook(weird)
+    assert found.usages == [] and [r.reason for r in found.rejections] == ["is not a string"]
+
+
+# -- aliases --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "image",
+    [f"{INTERNAL}/{APPS}/pytorch:2025.1", "quay.io/modh/pytorch:2025.1", f"quay.io/modh/pytorch@{D1}"],
+    ids=["internal-registry", "spec-from", "resolved-digest"],
+)
+def test_one_image_under_any_spelling_counts_as_the_stream_image(image):
+    inv = resolve(observation(streams=[stream()], notebooks=[notebook(image=image, selection="pytorch:2025.1")]))
+    workbench = [u for u in inv.usages if u.role is Role.WORKBENCH and u.source.kind == "Notebook"]
+    assert [str(u.image) for u in workbench] == [f"quay.io/modh/pytorch@{D1}"]
+
+
+def test_last_image_selection_ties_an_unlisted_internal_registry_host():
+    other_host = f"image-registry.openshift-image-registry.svc.cluster.local:5000/{APPS}/pytorch:2025.1"
+    inv = resolve(observation(streams=[stream()], notebooks=[notebook(image=other_host, selection="pytorch:2025.1")]))
+    assert f"quay.io/modh/pytorch@{D1}" in {str(u.image) for u in inv.usages if u.source.kind == "Notebook"}
+
+
+# -- serving ------------------------------------------------------------------------------
+
+
+def runtime(name: str, ns: str = "", *, image: str, formats=(), disabled: bool = False) -> tuple[str, dict]:
+    kind = "ServingRuntime" if ns else "ClusterServingRuntime"
+    return kind, {
+        "metadata": {"name": name, **({"namespace": ns} if ns else {})},
+        "spec": {"disabled": disabled, "supportedModelFormats": list(formats),
+                 "containers": [{"name": "kserve-container", "image": image}]},
+    }
+
+
+def isvc(name: str, ns: str = "team-a", *, ready: bool = True, **model) -> dict:
+    return {"metadata": {"name": name, "namespace": ns}, "spec": {"predictor": {"model": model}},
+            "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def served(inv) -> dict[str, str]:
+    return {u.source.name: str(u.image) for u in inv.usages if u.source.kind == "InferenceService" and u.role is Role.SERVING_RUNTIME}
+
+
+def test_named_runtime_prefers_the_namespace_then_the_cluster():
+    inv = resolve(observation(
+        runtimes=[runtime("vllm", "team-a", image="quay.io/modh/vllm:ns"), runtime("vllm", image="quay.io/modh/vllm:cluster")],
+        isvcs=[isvc("a", runtime="vllm"), isvc("b", ns="team-b", runtime="vllm")],
+    ))
+    assert served(inv) == {"a": "quay.io/modh/vllm:ns", "b": "quay.io/modh/vllm:cluster"}
+
+
+def test_runtime_version_replaces_the_tag_unless_pinned_by_digest():
+    inv = resolve(observation(
+        runtimes=[runtime("tagged", "team-a", image="quay.io/modh/vllm:1.0"),
+                  runtime("pinned", "team-a", image=f"quay.io/modh/vllm@{D1}")],
+        isvcs=[isvc("a", runtime="tagged", runtimeVersion="2.0"), isvc("b", runtime="pinned", runtimeVersion="2.0")],
+    ))
+    assert served(inv) == {"a": "quay.io/modh/vllm:2.0", "b": f"quay.io/modh/vllm@{D1}"}
+
+
+def test_model_image_overrides_the_runtime_image():
+    inv = resolve(observation(runtimes=[runtime("rt", "team-a", image="quay.io/x/rt:1")],
+                              isvcs=[isvc("a", runtime="rt", image="quay.io/x/custom:9")]))
+    assert served(inv) == {"a": "quay.io/x/custom:9"}
+
+
+def test_auto_select_picks_the_highest_priority_auto_selectable_runtime():
+    sk = {"name": "sklearn", "autoSelect": True}
+    inv = resolve(observation(
+        runtimes=[runtime("low", image="quay.io/x/low:1", formats=[{**sk, "priority": 1}]),
+                  runtime("high", image="quay.io/x/high:1", formats=[{**sk, "priority": 2}]),
+                  runtime("off", image="quay.io/x/off:1", formats=[{**sk, "priority": 9}], disabled=True),
+                  runtime("manual", image="quay.io/x/manual:1", formats=[{"name": "sklearn", "autoSelect": False, "priority": 5}])],
+        isvcs=[isvc("a", modelFormat={"name": "sklearn"})],
+    ))
+    assert served(inv) == {"a": "quay.io/x/high:1"}
+
+
+def test_an_unresolvable_runtime_is_reported_not_fatal():
+    inv = resolve(observation(isvcs=[isvc("orphan", runtime="does-not-exist")]))
+    assert served(inv) == {}
+    assert inv.problems == ("InferenceService team-a/orphan: runtime 'does-not-exist' is not a ServingRuntime "
+                            "in team-a nor a ClusterServingRuntime (or it is disabled)",)
+
+
+def test_modelcar_storage_uris_are_images_with_the_server_state():
+    found = read_inference_service(isvc("m", ready=False, storageUri="oci://quay.io/models/granite:8b",
+                                        storageUris=[{"uri": f"oci://quay.io/models/draft@{D2}"}, "s3://bucket/x"]))
+    assert [(str(u.image), u.role, u.state) for u in found.usages] == [
+        ("quay.io/models/granite:8b", Role.MODELCAR, State.NOT_READY),
+        (f"quay.io/models/draft@{D2}", Role.MODELCAR, State.NOT_READY),
+    ]
+
+
+def test_a_modelcar_uri_with_a_query_is_rejected():
+    found = read_inference_service(isvc("m", storageUri="oci://quay.io/models/granite:8b?x=1"))
+    assert found.usages == [] and found.rejections[0].field == "spec.predictor.model.storageUri"
+
+
+def test_custom_predictor_and_transformer_containers_count():
+    obj = {"metadata": {"name": "c", "namespace": "t"},
+           "spec": {"predictor": {"containers": [{"name": "kserve-container", "image": "quay.io/x/pred:1"}]},
+                    "transformer": {"containers": [{"name": "t", "image": "quay.io/x/trans:1"}]}}}
+    assert [str(u.image) for u in read_inference_service(obj).usages] == ["quay.io/x/pred:1", "quay.io/x/trans:1"]
+
+
+def test_only_shared_runtimes_earn_the_defined_baseline():
+    shared = read_serving_runtime(runtime("vllm", APPS, image="quay.io/x/a:1")[1], kind="ServingRuntime", applications_namespace=APPS)
+    tenant = read_serving_runtime(runtime("vllm", "team-a", image="quay.io/x/a:1")[1], kind="ServingRuntime", applications_namespace=APPS)
+    assert [u.state for u in shared.usages] == [State.DEFINED]
+    assert tenant.usages == [] and len(tenant.runtimes) == 1
+
+
+def test_template_runtimes_are_offered():
+    template = {"metadata": {"name": "vllm-template", "namespace": APPS},
+                "objects": [{"kind": "ServingRuntime", "spec": {"containers": [{"name": "kserve-container", "image": "quay.io/x/vllm:1"}]}}]}
+    found = read_template(template)
+    assert [(u.field, str(u.image)) for u in found.usages] == [("objects[0].spec.containers[kserve-container].image", "quay.io/x/vllm:1")]
+
+
+def test_llm_inference_service_model_uri_and_template_images():
+    obj = {"metadata": {"name": "qwen", "namespace": "t"},
+           "spec": {"model": {"uri": "oci://quay.io/models/qwen:7b"},
+                    "template": {"containers": [{"name": "main", "image": "quay.io/x/vllm:1"}]}}}
+    found = read_llm_inference_service(obj)
+    assert [(str(u.image), u.role) for u in found.usages] == [("quay.io/models/qwen:7b", Role.MODELCAR),
+                                                              ("quay.io/x/vllm:1", Role.SERVING_RUNTIME)]
+
+
+# -- nodes ----------------------------------------------------------------------------------
+
+
+def test_nodes_give_sizes_by_name_and_digest_and_their_capacity():
+    into = NodeFindings()
+    read_node({"metadata": {"name": "w0", "labels": {"a": "b"}},
+               "status": {"capacity": {"ephemeral-storage": "100Gi"},
+                          "images": [{"names": [f"quay.io/x/a@{D1}", "quay.io/x/a:1"], "sizeBytes": 500},
+                                     {"names": ["junk"], "sizeBytes": "big"}]}}, into)
+    read_node({"metadata": {"name": "w1"}, "status": {"images": [{"names": ["quay.io/x/a:1"], "sizeBytes": 700}]}}, into)
+    assert into.sizes == {f"quay.io/x/a@{D1}": 500, D1: 500, "quay.io/x/a:1": 700}
+    assert [(n.name, n.ephemeral_storage) for n in into.nodes] == [("w0", 100 * 2**30), ("w1", None)]
