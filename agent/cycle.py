@@ -30,6 +30,8 @@ from agent.sources import Observation
 
 log = structlog.get_logger("prepull_agent.cycle")
 
+MAX_REJECTIONS_LOGGED = 20  # one tenant with thousands of bad references must not flood the logs
+
 
 @dataclass(frozen=True)
 class TargetOutcome:
@@ -141,9 +143,12 @@ def _log_summary(result: CycleResult, inventory: Inventory, *, dry_run: bool) ->
     plans = [o.plan for o in result.outcomes if o.plan is not None]
     for problem in inventory.problems:
         log.warning("not resolved", problem=problem)
-    for rejection in inventory.rejections:
+    for rejection in inventory.rejections[:MAX_REJECTIONS_LOGGED]:
         log.warning("reference rejected", source=str(rejection.source), field=rejection.field,
                     reference=rejection.reference, reason=rejection.reason)
+    if len(inventory.rejections) > MAX_REJECTIONS_LOGGED:
+        log.warning("more references rejected", count=len(inventory.rejections) - MAX_REJECTIONS_LOGGED,
+                    hint="once --dry-run --output json lists them all")
     log.info(
         "cycle finished",
         dry_run=dry_run,
