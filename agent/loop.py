@@ -114,10 +114,17 @@ class Agent:
                 log.error("too many failed cycles in a row, exiting", failures=self.consecutive_failures)
                 self.exit(EXIT_TOO_MANY_FAILURES)
 
-    def run_now(self) -> None:
+    def started_leading(self) -> None:
+        """Run a cycle now rather than at the next tick."""
+        self.metrics.leader.set(1)
         job = self.scheduler.get_job(JOB_ID)
         if job is not None:
             job.modify(next_run_time=datetime.now(UTC))
+
+    def stopped_leading(self) -> None:
+        """Another replica may be writing now: stop at once."""
+        self.metrics.leader.set(0)
+        self.exit(EXIT_LEADERSHIP_LOST)
 
     def exit(self, code: int) -> None:
         if not self.stop.is_set():
@@ -155,8 +162,8 @@ def serve(settings: Settings, *, connect_kube: Callable[[], Kube], dry_run: bool
                         lease_duration=election.lease_duration_seconds,
                         renew_deadline=election.renew_deadline_seconds,
                         retry_period=election.retry_period_seconds),
-            on_started_leading=lambda: (agent.metrics.leader.set(1), agent.run_now()),
-            on_stopped_leading=lambda: (agent.metrics.leader.set(0), agent.exit(EXIT_LEADERSHIP_LOST)),
+            on_started_leading=agent.started_leading,
+            on_stopped_leading=agent.stopped_leading,
         )
         threads.append(threading.Thread(target=agent.elector.run, args=(agent.stop,), name="leader", daemon=True))
     else:
