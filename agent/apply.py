@@ -15,7 +15,6 @@ from agent.plan import Plan
 from agent.puller import OWNED_ANNOTATION, InvalidPullerCR, PullerCR, read_puller, render_images, render_owned
 from agent.settings import Target
 
-
 # The operator fills an empty `images` with its own defaults (Che's images); a lone ";" is
 # an empty list to the puller and leaves the operator's defaults out.
 EMPTY_IMAGES = ";"

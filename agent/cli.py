@@ -122,9 +122,7 @@ def _once(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _connect(args: argparse.Namespace, settings: Settings) -> Kube:
-    return connect(
-        kubeconfig=args.kubeconfig, context=args.context, timeout=settings.kube.request_timeout_seconds
-    )
+    return connect(kubeconfig=args.kubeconfig, context=args.context, timeout=settings.kube.request_timeout_seconds)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -141,39 +139,77 @@ def _env_flag(name: str) -> bool:
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     env = os.environ.get
-    common.add_argument("--kubeconfig", default=env("PREPULL_KUBECONFIG"), metavar="PATH",
-                        help="kubeconfig to use (default: in-cluster service account, else $KUBECONFIG or ~/.kube/config)")
+    common.add_argument(
+        "--kubeconfig",
+        default=env("PREPULL_KUBECONFIG"),
+        metavar="PATH",
+        help="kubeconfig to use (default: in-cluster service account, else $KUBECONFIG or ~/.kube/config)",
+    )
     common.add_argument("--context", default=env("PREPULL_CONTEXT"), metavar="NAME", help="kubeconfig context to use")
-    common.add_argument("--config", default=env("PREPULL_CONFIG"), metavar="FILE",
-                        help="YAML configuration (see config/default.yaml); defaults apply without it")
-    common.add_argument("--target", default=env("PREPULL_TARGET"), metavar="NS/NAME",
-                        help="the KubernetesImagePuller to keep current (default: openshift-operators/image-puller)")
-    common.add_argument("--log-format", default=env("PREPULL_LOG_FORMAT"), choices=("auto", "console", "json"),
-                        help="log format on standard error (default: from the configuration, auto)")
-    common.add_argument("--log-level", default=env("PREPULL_LOG_LEVEL"), choices=("debug", "info", "warning", "error"),
-                        help="log level (default: from the configuration, info)")
+    common.add_argument(
+        "--config",
+        default=env("PREPULL_CONFIG"),
+        metavar="FILE",
+        help="YAML configuration (see config/default.yaml); defaults apply without it",
+    )
+    common.add_argument(
+        "--target",
+        default=env("PREPULL_TARGET"),
+        metavar="NS/NAME",
+        help="the KubernetesImagePuller to keep current (default: openshift-operators/image-puller)",
+    )
+    common.add_argument(
+        "--log-format",
+        default=env("PREPULL_LOG_FORMAT"),
+        choices=("auto", "console", "json"),
+        help="log format on standard error (default: from the configuration, auto)",
+    )
+    common.add_argument(
+        "--log-level",
+        default=env("PREPULL_LOG_LEVEL"),
+        choices=("debug", "info", "warning", "error"),
+        help="log level (default: from the configuration, info)",
+    )
 
     parser = argparse.ArgumentParser(
-        prog="prepull-agent", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="prepull-agent",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     once = sub.add_parser(
-        "once", parents=[common], help="run one cycle and exit (for a CronJob or a look with --dry-run)",
+        "once",
+        parents=[common],
+        help="run one cycle and exit (for a CronJob or a look with --dry-run)",
         description="Run one cycle: scan, rank, plan, and write the puller's list unless --dry-run.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    once.add_argument("--dry-run", action="store_true", default=_env_flag("PREPULL_DRY_RUN"),
-                      help="write nothing; print the ranked plan and the diff of spec.images")
-    once.add_argument("--output", default=env("PREPULL_OUTPUT", "table"), choices=("table", "json"),
-                      help="table (default) or one JSON document on standard output")
+    once.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=_env_flag("PREPULL_DRY_RUN"),
+        help="write nothing; print the ranked plan and the diff of spec.images",
+    )
+    once.add_argument(
+        "--output",
+        default=env("PREPULL_OUTPUT", "table"),
+        choices=("table", "json"),
+        help="table (default) or one JSON document on standard output",
+    )
     serve = sub.add_parser(
-        "serve", parents=[common], help="keep the list current on a schedule (for a Deployment)",
+        "serve",
+        parents=[common],
+        help="keep the list current on a schedule (for a Deployment)",
         description="Run a cycle at start and then on the configured interval or cron schedule, with "
         "leader election, /healthz, /readyz and /metrics.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    serve.add_argument("--dry-run", action="store_true", default=_env_flag("PREPULL_DRY_RUN"),
-                       help="plan every cycle but never write")
+    serve.add_argument(
+        "--dry-run", action="store_true", default=_env_flag("PREPULL_DRY_RUN"), help="plan every cycle but never write"
+    )
     return parser
 
 

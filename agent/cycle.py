@@ -144,11 +144,19 @@ def _log_summary(result: CycleResult, inventory: Inventory, *, dry_run: bool) ->
     for problem in inventory.problems:
         log.warning("not resolved", problem=problem)
     for rejection in inventory.rejections[:MAX_REJECTIONS_LOGGED]:
-        log.warning("reference rejected", source=str(rejection.source), field=rejection.field,
-                    reference=rejection.reference, reason=rejection.reason)
+        log.warning(
+            "reference rejected",
+            source=str(rejection.source),
+            field=rejection.field,
+            reference=rejection.reference,
+            reason=rejection.reason,
+        )
     if len(inventory.rejections) > MAX_REJECTIONS_LOGGED:
-        log.warning("more references rejected", count=len(inventory.rejections) - MAX_REJECTIONS_LOGGED,
-                    hint="once --dry-run --output json lists them all")
+        log.warning(
+            "more references rejected",
+            count=len(inventory.rejections) - MAX_REJECTIONS_LOGGED,
+            hint="once --dry-run --output json lists them all",
+        )
     log.info(
         "cycle finished",
         dry_run=dry_run,

@@ -47,18 +47,24 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.duration = Histogram("prepull_agent_cycle_duration_seconds", "Duration of a cycle", registry=r,
-                                  buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
+        self.duration = Histogram(
+            "prepull_agent_cycle_duration_seconds",
+            "Duration of a cycle",
+            registry=r,
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+        )
         self.cycles = Counter("prepull_agent_cycles", "Cycles run, by result", ["result"], registry=r)
         self.candidates = Gauge("prepull_agent_candidates", "Images considered in the last cycle", registry=r)
         self.selected = Gauge("prepull_agent_selected", "Images selected in the last cycle", registry=r)
         self.rejected = Gauge("prepull_agent_rejected", "References rejected in the last cycle", registry=r)
         self.writes = Counter("prepull_agent_writes", "Changes written to a KubernetesImagePuller", registry=r)
-        self.last_success = Gauge("prepull_agent_last_success_timestamp_seconds",
-                                  "Unix time of the last successful cycle", registry=r)
+        self.last_success = Gauge(
+            "prepull_agent_last_success_timestamp_seconds", "Unix time of the last successful cycle", registry=r
+        )
         self.leader = Gauge("prepull_agent_leader", "1 when this replica holds the lease", registry=r)
-        self.failed_sources = Gauge("prepull_agent_failed_sources", "Kinds that could not be listed in the last cycle",
-                                    registry=r)
+        self.failed_sources = Gauge(
+            "prepull_agent_failed_sources", "Kinds that could not be listed in the last cycle", registry=r
+        )
 
     def record(self, result: CycleResult) -> None:
         plans = [o.plan for o in result.outcomes if o.plan is not None]
@@ -76,8 +82,9 @@ class Metrics:
 class Agent:
     """The serving process's state; `serve()` wires it to threads, signals and HTTP."""
 
-    def __init__(self, settings: Settings, *, kube: Kube, dry_run: bool = False,
-                 cycle: Callable[..., CycleResult] = run_cycle) -> None:
+    def __init__(
+        self, settings: Settings, *, kube: Kube, dry_run: bool = False, cycle: Callable[..., CycleResult] = run_cycle
+    ) -> None:
         self.settings = settings
         self.kube = kube
         self.dry_run = dry_run
@@ -145,23 +152,36 @@ class Agent:
 def serve(settings: Settings, *, connect_kube: Callable[[], Kube], dry_run: bool = False) -> int:
     agent = Agent(settings, kube=connect_kube(), dry_run=dry_run)
     trigger = _trigger(settings)
-    agent.scheduler.add_job(agent.run_one, trigger, id=JOB_ID, max_instances=1, coalesce=True,
-                            next_run_time=datetime.now(UTC), misfire_grace_time=None)
+    agent.scheduler.add_job(
+        agent.run_one,
+        trigger,
+        id=JOB_ID,
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(UTC),
+        misfire_grace_time=None,
+    )
 
     threads = []
     election = settings.serve.leader_election
     if election.enabled:
         namespace = election.lease_namespace or os.environ.get("POD_NAMESPACE", "")
         if not namespace:
-            log.error("leader election needs a namespace: set POD_NAMESPACE (the downward API) or "
-                      "serve.leader_election.lease_namespace, or disable leader election")
+            log.error(
+                "leader election needs a namespace: set POD_NAMESPACE (the downward API) or "
+                "serve.leader_election.lease_namespace, or disable leader election"
+            )
             return 2
         agent.elector = LeaderElector(
             connect_kube(),
-            LeaseConfig(namespace=namespace, name=election.lease_name, identity=_identity(),
-                        lease_duration=election.lease_duration_seconds,
-                        renew_deadline=election.renew_deadline_seconds,
-                        retry_period=election.retry_period_seconds),
+            LeaseConfig(
+                namespace=namespace,
+                name=election.lease_name,
+                identity=_identity(),
+                lease_duration=election.lease_duration_seconds,
+                renew_deadline=election.renew_deadline_seconds,
+                retry_period=election.retry_period_seconds,
+            ),
             on_started_leading=agent.started_leading,
             on_stopped_leading=agent.stopped_leading,
         )
@@ -174,8 +194,13 @@ def serve(settings: Settings, *, connect_kube: Callable[[], Kube], dry_run: bool
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: agent.exit(EXIT_OK))
 
-    log.info("serving", port=server.server_address[1], schedule=str(trigger), dry_run=dry_run,
-             leader_election=election.enabled)
+    log.info(
+        "serving",
+        port=server.server_address[1],
+        schedule=str(trigger),
+        dry_run=dry_run,
+        leader_election=election.enabled,
+    )
     agent.scheduler.start()
     for thread in threads:
         thread.start()

@@ -68,7 +68,11 @@ SOURCES: tuple[Source, ...] = (
         label_selectors=(serving.TEMPLATE_LABEL_SELECTOR,),
         in_applications_namespace=True,
     ),
-    Source("inferenceservices", kinds.INFERENCE_SERVICE, lambda obj, o: o.serving.extend(serving.read_inference_service(obj))),
+    Source(
+        "inferenceservices",
+        kinds.INFERENCE_SERVICE,
+        lambda obj, o: o.serving.extend(serving.read_inference_service(obj)),
+    ),
     Source(
         "llminferenceservices",
         kinds.LLM_INFERENCE_SERVICE,

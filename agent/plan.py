@@ -31,7 +31,7 @@ from __future__ import annotations
 import fnmatch
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from agent.model import ObjectRef, Rejection, Role, Usage
@@ -123,14 +123,13 @@ def make_plan(
     used = sum(estimate.of_text(e.image) for e in foreign)
 
     pinned = _pinned(selection.pinned, rejected)
-    for ref in pinned:
-        groups.setdefault(str(ref), _Group(ref))
+    for pin in pinned:
+        groups.setdefault(str(pin), _Group(pin))
     if failed_sources:
         for image in managed_by_image:
-            if image not in groups:
-                ref = _parse_or_none(image)
-                if ref is not None and not _policy_problem(ref, settings):
-                    groups[image] = _Group(ref)
+            managed_ref = _parse_or_none(image)
+            if image not in groups and managed_ref is not None and not _policy_problem(managed_ref, settings):
+                groups[image] = _Group(managed_ref)
 
     scored = {key: _score(g.usages, settings) for key, g in groups.items()}
     margin = selection.retain_margin
@@ -269,8 +268,13 @@ def _split_ownership(entries: Sequence[Entry], owned: Mapping[str, str]) -> tupl
     managed: dict[str, str] = {}
     foreign: list[Entry] = []
     for entry in entries:
-        if entry.name is not None and owned.get(entry.name) == entry.image and entry.name not in managed:
-            managed[entry.name] = entry.image  # type: ignore[assignment]
+        if (
+            entry.name is not None
+            and entry.image is not None
+            and owned.get(entry.name) == entry.image
+            and entry.name not in managed
+        ):
+            managed[entry.name] = entry.image
         else:
             foreign.append(entry)
     return managed, foreign
@@ -314,10 +318,10 @@ def _entries_after(
     for entry in before:
         if id(entry) in foreign_ids:
             after.append(entry)
-        elif entry.image in chosen_set and entry.name is not None:
+        elif entry.image is not None and entry.name is not None and entry.image in chosen_set:
             after.append(entry)
-            owned[entry.name] = entry.image  # type: ignore[index]
-            names[entry.image] = entry.name  # type: ignore[index]
+            owned[entry.name] = entry.image
+            names[entry.image] = entry.name
     for key in chosen:
         if key in names:
             continue
@@ -330,13 +334,7 @@ def _entries_after(
 
 
 def _named(candidate: Candidate, names: Mapping[str, str]) -> Candidate:
-    if not candidate.selected:
-        return candidate
-    return Candidate(**{**_fields(candidate), "name": names.get(candidate.image, "")})
-
-
-def _fields(candidate: Candidate) -> dict[str, object]:
-    return {f: getattr(candidate, f) for f in Candidate.__slots__}  # type: ignore[attr-defined]
+    return replace(candidate, name=names.get(candidate.image, "")) if candidate.selected else candidate
 
 
 # -- small helpers -------------------------------------------------------------------------
@@ -345,7 +343,14 @@ def _fields(candidate: Candidate) -> dict[str, object]:
 class _Sizes:
     """Bytes an image takes on a node: what a node reports, else the role's estimate."""
 
-    ORDER = (Role.MODELCAR, Role.SERVING_RUNTIME, Role.WORKBENCH, Role.PIPELINE_RUNTIME, Role.CUSTOM_CONTAINER, Role.SIDECAR)
+    ORDER = (
+        Role.MODELCAR,
+        Role.SERVING_RUNTIME,
+        Role.WORKBENCH,
+        Role.PIPELINE_RUNTIME,
+        Role.CUSTOM_CONTAINER,
+        Role.SIDECAR,
+    )
 
     def __init__(self, reported: Mapping[str, int], settings: Settings) -> None:
         self._reported = reported

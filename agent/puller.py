@@ -93,10 +93,7 @@ def _split_piece(piece: str) -> tuple[str, str] | tuple[None, None]:
 def _is_image_text(image: str) -> bool:
     """An image the agent may write after `name=`: non-empty, no separator, no whitespace."""
     return (
-        bool(image)
-        and ";" not in image
-        and "=" not in image
-        and not any(c.isspace() or c in _GO_SPACE for c in image)
+        bool(image) and ";" not in image and "=" not in image and not any(c.isspace() or c in _GO_SPACE for c in image)
     )
 
 
@@ -193,11 +190,7 @@ def same_list(a: Sequence[Entry], b: Sequence[Entry]) -> bool:
 
 def is_dns1123_label(name: str) -> bool:
     """Lowercase alphanumerics and `-`, alphanumeric at both ends, 1 to 63 characters."""
-    return (
-        isinstance(name, str)
-        and len(name) <= _LABEL_MAX
-        and _DNS1123_LABEL.fullmatch(name) is not None
-    )
+    return isinstance(name, str) and len(name) <= _LABEL_MAX and _DNS1123_LABEL.fullmatch(name) is not None
 
 
 def _sanitize(text: str) -> str:

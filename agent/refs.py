@@ -243,11 +243,7 @@ def parse_modelcar_uri(uri: str) -> ImageRef:
 def _is_digest_without_at(repository: str, tag: str) -> bool:
     """True for "[...]/sha256:<hex>": valid grammar (repository "sha256", a hex tag), but
     surely a digest that lost its '@'. 32 hex digits is the shortest digest Docker knows."""
-    return (
-        repository.rpartition("/")[2] in _DIGEST_LENGTHS
-        and len(tag) >= 32
-        and _HEX_RE.fullmatch(tag) is not None
-    )
+    return repository.rpartition("/")[2] in _DIGEST_LENGTHS and len(tag) >= 32 and _HEX_RE.fullmatch(tag) is not None
 
 
 def _validated_ref(registry: str, repository: str, tag: str | None, digest: str | None) -> ImageRef:
@@ -288,10 +284,7 @@ def _tag_problem(tag: str) -> str | None:
         return _char_reason(bad.group())
     if len(tag) > MAX_TAG_LENGTH:
         return f"has a tag longer than {MAX_TAG_LENGTH} characters"
-    return (
-        f"has an invalid tag {tag!a} (letters, digits, '_', '.', '-';"
-        " not starting with '.' or '-')"
-    )
+    return f"has an invalid tag {tag!a} (letters, digits, '_', '.', '-'; not starting with '.' or '-')"
 
 
 def _digest_problem(digest: str) -> str | None:
@@ -375,9 +368,7 @@ def _diagnose(text: str) -> str:
     return _repository_problem(name) or "is not a valid image reference"
 
 
-def _field_problem(
-    registry: str, repository: str, tag: str | None, digest: str | None
-) -> str | None:
+def _field_problem(registry: str, repository: str, tag: str | None, digest: str | None) -> str | None:
     """Why these fields do not form a canonical ImageRef, or None if they do."""
     if not isinstance(registry, str) or not _REGISTRY_RE.fullmatch(registry):
         return f"has an invalid registry {registry!a}"

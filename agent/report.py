@@ -135,7 +135,7 @@ def _table(candidates: tuple[Candidate, ...]) -> list[str]:
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
-    out = ["  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths)) + "  " + r[-1] for r in rows]
+    out = ["  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in rows]
     out.append("(* size estimated from the image's role; no node reports it)")
     return out
 

@@ -42,7 +42,9 @@ def resolve(observation: Observation) -> Inventory:
         *observation.serving.rejections,
     ]
     problems: list[str] = []
-    served = list(_model_server_usages(observation.serving.model_servers, observation.serving.runtimes, rejections, problems))
+    served = list(
+        _model_server_usages(observation.serving.model_servers, observation.serving.runtimes, rejections, problems)
+    )
     unify = _Aliases(observation)
     usages = tuple(
         unify(u)
@@ -89,10 +91,11 @@ def _model_server_usages(
     runtime_list = sorted(by_name.values(), key=lambda r: (r.namespace == "", r.namespace, r.name))
 
     for server in servers:
-        runtime = _runtime_for(server, by_name, runtime_list)
-        if runtime is None:
+        found = _runtime_for(server, by_name, runtime_list)
+        if found is None:
             problems.append(f"{server.source}: {_why_unresolved(server)}")
             continue
+        runtime = found
         state = State.READY if server.ready else State.NOT_READY
         for image in runtime.images:
             ref = image.image
@@ -105,7 +108,9 @@ def _model_server_usages(
                     ref = ref.with_tag(server.runtime_version)
                 except InvalidReference as e:
                     rejections.append(
-                        Rejection(server.runtime_version, e.reason, server.source, "spec.predictor.model.runtimeVersion")
+                        Rejection(
+                            server.runtime_version, e.reason, server.source, "spec.predictor.model.runtimeVersion"
+                        )
                     )
                     continue
                 field = f"{field} with runtimeVersion"

@@ -230,21 +230,16 @@ def _is_subdomain(value: str) -> bool:
     return len(value) <= 253 and all(_is_label(part) for part in value.split("."))
 
 
-_NAMESPACE = _Check(
-    _is_label, must=f"a namespace name (DNS-1123 label: {_LABEL_RULE}, at most 63 characters)"
-)
+_NAMESPACE = _Check(_is_label, must=f"a namespace name (DNS-1123 label: {_LABEL_RULE}, at most 63 characters)")
 _OPTIONAL_NAMESPACE = _Check(
     lambda v: v == "" or _is_label(v),
     must=f"empty or a namespace name (DNS-1123 label: {_LABEL_RULE}, at most 63 characters)",
 )
 _NAME = _Check(
     _is_subdomain,
-    must=f"an object name (DNS-1123 subdomain: {_LABEL_RULE}, with '.' between parts, "
-    "at most 253 characters)",
+    must=f"an object name (DNS-1123 subdomain: {_LABEL_RULE}, with '.' between parts, at most 253 characters)",
 )
-_REGISTRY = re.compile(
-    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*(:\d{1,5})?"
-)
+_REGISTRY = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*(:\d{1,5})?")
 _REGISTRIES = _Check(
     lambda v: all(_REGISTRY.fullmatch(r) for r in v),
     must="a list of registry hosts, each a domain with an optional port "
@@ -273,8 +268,7 @@ def _cron_ok(expression: str) -> bool:
 
 _CRON = _Check(
     _cron_ok,
-    must="empty or a 5-field crontab expression (minute hour day month weekday, "
-    "e.g. '0 */6 * * *')",
+    must="empty or a 5-field crontab expression (minute hour day month weekday, e.g. '0 */6 * * *')",
 )
 
 
@@ -313,9 +307,7 @@ def _must(
 ) -> Callable[[tuple[str, ...]], str]:
     """The renderer of "KEY must be WHAT, got VALUE (TYPE)[: detail]"."""
     got = repr(value) if text else f"{value!r} ({type(value).__name__})"
-    message = f" must be {_specs(cls)[name].description}, got {got}" + (
-        f": {detail}" if detail else ""
-    )
+    message = f" must be {_specs(cls)[name].description}, got {got}" + (f": {detail}" if detail else "")
     return lambda keys: keys[0] + message
 
 
@@ -425,8 +417,7 @@ _KINDS: dict[Any, _Kind] = {
     str: _Kind("a string", _coerce_str, _same),
     tuple[str, ...]: _Kind("a list of non-empty strings", _coerce_strings, _strings_text),
     "budget": _Kind(
-        "a size (120Gi, 500M or bytes), a percentage (25%), a fraction below 1 (0.25) "
-        "or 'unlimited'",
+        "a size (120Gi, 500M or bytes), a percentage (25%), a fraction below 1 (0.25) or 'unlimited'",
         _coerce_budget,
         _same,
     ),
@@ -458,11 +449,7 @@ class _Spec:
             return self.check.must
         if self.kind is None:
             return f"a list of {self.item.__name__}" if self.item else f"a {self.section.__name__}"
-        return (
-            f"{self.kind.noun} {self.check.text}"
-            if self.check and self.check.text
-            else self.kind.noun
-        )
+        return f"{self.kind.noun} {self.check.text}" if self.check and self.check.text else self.kind.noun
 
     def value(self, value: Any) -> Any:
         """`value` validated and normalised; raises _Bad."""
@@ -520,13 +507,9 @@ def _key_then(problem: str) -> Callable[[tuple[str, ...]], str]:
 class Target(_Node):
     """One KubernetesImagePuller CR the agent keeps current."""
 
-    namespace: str = _setting(
-        "openshift-operators", "namespace of the KubernetesImagePuller", check=_NAMESPACE
-    )
+    namespace: str = _setting("openshift-operators", "namespace of the KubernetesImagePuller", check=_NAMESPACE)
     name: str = _setting("image-puller", "name of the KubernetesImagePuller", check=_NAME)
-    create: bool = _setting(
-        False, "create the KubernetesImagePuller if it is missing (otherwise that is an error)"
-    )
+    create: bool = _setting(False, "create the KubernetesImagePuller if it is missing (otherwise that is an error)")
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.name}"
@@ -606,8 +589,7 @@ def _parse_budget(value: Any) -> DiskBudget:
         if 0 < value < 1:
             return DiskBudget(fraction=value)
         raise _Bad(
-            "a plain number must be a fraction above 0 and below 1; "
-            "write larger budgets as a size or a percentage"
+            "a plain number must be a fraction above 0 and below 1; write larger budgets as a size or a percentage"
         )
     if not isinstance(value, str):
         raise _Bad()
@@ -686,18 +668,14 @@ class Weights(_Node):
         "for an outdated tag or hidden stream (counts only when something uses it)",
         check=_at_least(0),
     )
-    defined: float = _setting(
-        1.0, "per serving runtime or runtime template that exists", check=_at_least(0)
-    )
+    defined: float = _setting(1.0, "per serving runtime or runtime template that exists", check=_at_least(0))
 
     def for_state(self, state: str) -> float:
         """The weight of a usage state ("running", "not-ready", ...; `agent.model.State`)."""
         try:
             return float(getattr(self, _STATE_FIELDS[state]))
         except KeyError:
-            raise ValueError(
-                f"unknown usage state {state!r}; expected one of {', '.join(_STATE_FIELDS)}"
-            ) from None
+            raise ValueError(f"unknown usage state {state!r}; expected one of {', '.join(_STATE_FIELDS)}") from None
 
 
 _ROLE_FIELDS = {
@@ -716,21 +694,11 @@ class Sizes(_Node):
     """Size estimates by role, used when no node reports an image's size."""
 
     workbench: int = _setting(6 * GiB, "a workbench image", check=_SIZE, kind="quantity")
-    sidecar: int = _setting(
-        200 * MiB, "a sidecar image (e.g. kube-rbac-proxy)", check=_SIZE, kind="quantity"
-    )
-    pipeline_runtime: int = _setting(
-        3 * GiB, "a pipeline runtime image", check=_SIZE, kind="quantity"
-    )
-    serving_runtime: int = _setting(
-        15 * GiB, "a model serving runtime image", check=_SIZE, kind="quantity"
-    )
-    modelcar: int = _setting(
-        10 * GiB, "a ModelCar (model weights as an image)", check=_SIZE, kind="quantity"
-    )
-    custom_container: int = _setting(
-        4 * GiB, "a custom container of a model server", check=_SIZE, kind="quantity"
-    )
+    sidecar: int = _setting(200 * MiB, "a sidecar image (e.g. kube-rbac-proxy)", check=_SIZE, kind="quantity")
+    pipeline_runtime: int = _setting(3 * GiB, "a pipeline runtime image", check=_SIZE, kind="quantity")
+    serving_runtime: int = _setting(15 * GiB, "a model serving runtime image", check=_SIZE, kind="quantity")
+    modelcar: int = _setting(10 * GiB, "a ModelCar (model weights as an image)", check=_SIZE, kind="quantity")
+    custom_container: int = _setting(4 * GiB, "a custom container of a model server", check=_SIZE, kind="quantity")
 
     def for_role(self, role: str) -> int:
         """The estimate for an image role ("workbench", "serving-runtime", ...;
@@ -738,9 +706,7 @@ class Sizes(_Node):
         try:
             return int(getattr(self, _ROLE_FIELDS[role]))
         except KeyError:
-            raise ValueError(
-                f"unknown image role {role!r}; expected one of {', '.join(_ROLE_FIELDS)}"
-            ) from None
+            raise ValueError(f"unknown image role {role!r}; expected one of {', '.join(_ROLE_FIELDS)}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -753,9 +719,7 @@ class References(_Node):
         check=_REGISTRIES,
         kind="registries",
     )
-    deny: tuple[str, ...] = _setting(
-        (), "glob patterns; matching references are rejected like invalid ones"
-    )
+    deny: tuple[str, ...] = _setting((), "glob patterns; matching references are rejected like invalid ones")
 
 
 @dataclass(frozen=True, slots=True)
@@ -777,9 +741,7 @@ class Kube(_Node):
     """How the agent talks to the API server."""
 
     page_size: int = _setting(500, "objects per list request", check=_between(1, 5000))
-    request_timeout_seconds: float = _setting(
-        30.0, "timeout of each API request, in seconds", check=_above(0)
-    )
+    request_timeout_seconds: float = _setting(30.0, "timeout of each API request, in seconds", check=_above(0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -829,9 +791,7 @@ class Serve(_Node):
     """The long-running mode (`serve`)."""
 
     interval_seconds: float = _setting(900.0, "seconds between cycles", check=_above(0))
-    cron: str = _setting(
-        "", "5-field crontab schedule; when set it replaces interval_seconds", check=_CRON
-    )
+    cron: str = _setting("", "5-field crontab schedule; when set it replaces interval_seconds", check=_CRON)
     max_consecutive_failures: int = _setting(
         5, "failed cycles in a row before the agent reports itself unhealthy", check=_at_least(1)
     )
@@ -848,9 +808,7 @@ class Logging(_Node):
         "auto, console or json (auto: console on a terminal, json otherwise)",
         check=_choice("auto", "console", "json"),
     )
-    level: str = _setting(
-        "info", "debug, info, warning or error", check=_choice("debug", "info", "warning", "error")
-    )
+    level: str = _setting("info", "debug, info, warning or error", check=_choice("debug", "info", "warning", "error"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -859,8 +817,7 @@ class Settings(_Node):
 
     applications_namespace: str = _setting(
         "",
-        "OpenShift AI's applications namespace; empty: from the DSCInitialization, "
-        "else redhat-ods-applications",
+        "OpenShift AI's applications namespace; empty: from the DSCInitialization, else redhat-ods-applications",
         check=_OPTIONAL_NAMESPACE,
     )
     targets: tuple[Target, ...] = _setting(
@@ -934,17 +891,13 @@ def _build(cls: type, data: Any, path: str, where: _Where) -> Any:
         data = {}
     if not isinstance(data, Mapping):
         what = path or "the top level"
-        raise SettingsError(
-            f"{where(path)}: {what} must be a mapping of keys, got {_kind_of_value(data)}"
-        )
+        raise SettingsError(f"{where(path)}: {what} must be a mapping of keys, got {_kind_of_value(data)}")
     specs = _specs(cls)
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         sub = _join(path, str(key))
         if not isinstance(key, str) or key not in specs:
-            raise SettingsError(
-                f"{where(sub)}: unknown key {sub!r} ({_suggest(cls, str(key), path)})"
-            )
+            raise SettingsError(f"{where(sub)}: unknown key {sub!r} ({_suggest(cls, str(key), path)})")
         spec = specs[key]
         if spec.section is not None:
             kwargs[key] = _build(spec.section, value, sub, where)
@@ -1067,13 +1020,10 @@ def _env_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
             if last and spec.section is not None:
                 first = next(iter(_specs(spec.section)))
                 raise SettingsError(
-                    f"{where}: {path} is a section; set its keys one by one, "
-                    f"e.g. {env_name(_join(path, first))}"
+                    f"{where}: {path} is a section; set its keys one by one, e.g. {env_name(_join(path, first))}"
                 )
             if not last and spec.section is None:
-                raise SettingsError(
-                    f"{where}: no setting {'.'.join(parts)!r} ({path} has no keys under it)"
-                )
+                raise SettingsError(f"{where}: no setting {'.'.join(parts)!r} ({path} has no keys under it)")
             if not last:
                 cls = spec.section
                 continue
@@ -1081,9 +1031,7 @@ def _env_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
             try:
                 value = spec.kind.from_text(env[var])
             except _Bad:
-                raise SettingsError(
-                    f"{where}: {_must(cls, part, env[var], text=True)((path,))}"
-                ) from None
+                raise SettingsError(f"{where}: {_must(cls, part, env[var], text=True)((path,))}") from None
             node = data
             for section in parts[:-1]:
                 node = node.setdefault(section, {})
@@ -1105,9 +1053,7 @@ def _merge(base: Any, overlay: Mapping[str, Any]) -> Any:
     return merged
 
 
-def load_settings(
-    path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None) -> Settings:
     """Defaults, then the YAML file at `path` (a mapping; an empty file is fine), then the
     `PREPULL_*` variables of `env` (default: `os.environ`), validated as a whole."""
     env = os.environ if env is None else env
@@ -1118,9 +1064,7 @@ def load_settings(
     origins.update(env_origins)
     settings: Settings = _build(Settings, _merge(data, overlay), "", _Where(origin, origins))
     if TARGET_VARIABLE in env:
-        settings = with_target(
-            settings, env[TARGET_VARIABLE], origin=f"environment {TARGET_VARIABLE}"
-        )
+        settings = with_target(settings, env[TARGET_VARIABLE], origin=f"environment {TARGET_VARIABLE}")
     return settings
 
 
@@ -1133,9 +1077,7 @@ def with_target(settings: Settings, spec: str, *, origin: str = "target") -> Set
     target."""
     namespace, slash, name = spec.strip().partition("/")
     if not slash or not namespace or not name or "/" in name:
-        raise SettingsError(
-            f"{origin}: {spec!r} is not NAMESPACE/NAME (e.g. openshift-operators/image-puller)"
-        )
+        raise SettingsError(f"{origin}: {spec!r} is not NAMESPACE/NAME (e.g. openshift-operators/image-puller)")
     try:
         target = Target(namespace=namespace, name=name, create=settings.targets[0].create)
     except _Invalid as e:
@@ -1143,9 +1085,7 @@ def with_target(settings: Settings, spec: str, *, origin: str = "target") -> Set
     return dataclasses.replace(settings, targets=(target,))
 
 
-def with_overrides(
-    settings: Settings, values: Mapping[str, Any], *, origin: str = "command line"
-) -> Settings:
+def with_overrides(settings: Settings, values: Mapping[str, Any], *, origin: str = "command line") -> Settings:
     """`settings` with dotted keys replaced by YAML-shaped values, e.g.
     `{"selection.max_images": 20, "serve.cron": "0 * * * *"}`, validated as a whole."""
     overlay: dict[str, Any] = {}

@@ -161,15 +161,15 @@ def _retry_after(headers: Mapping[str, str] | None) -> float | None:
         return None
     value = headers.get("Retry-After") or headers.get("retry-after")
     try:
-        return float(value) if value is not None else None
+        return float(str(value)) if value is not None else None
     except ValueError:
         return None
 
 
 def _retry_delay(error: KubeError, attempt: int) -> float:
     if error.retry_after is not None:
-        return min(max(error.retry_after, 0.0), MAX_RETRY_AFTER_SECONDS)
-    return min(0.25 * 2 ** (attempt - 1), 2.0)
+        return min(max(float(error.retry_after), 0.0), MAX_RETRY_AFTER_SECONDS)
+    return min(0.25 * 2.0 ** (attempt - 1), 2.0)
 
 
 def _short(e: BaseException) -> str:
@@ -177,9 +177,7 @@ def _short(e: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def connect(
-    *, kubeconfig: str | None = None, context: str | None = None, timeout: float = 30.0
-) -> Kube:
+def connect(*, kubeconfig: str | None = None, context: str | None = None, timeout: float = 30.0) -> Kube:
     """Connect with a kubeconfig (explicit, $KUBECONFIG, ~/.kube/config) or in-cluster.
 
     In a pod with no kubeconfig given, the pod's ServiceAccount is used; its token file is

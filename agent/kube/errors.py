@@ -95,6 +95,5 @@ def _status_message(body: bytes | str | None) -> str:
         doc = json.loads(text)
     except ValueError:
         return text.strip()[:300]
-    if isinstance(doc, dict) and isinstance(doc.get("message"), str):
-        return doc["message"]
-    return text.strip()[:300]
+    message = doc.get("message") if isinstance(doc, dict) else None
+    return message if isinstance(message, str) else text.strip()[:300]

@@ -48,16 +48,15 @@ def as_str(value: Any) -> str:
 
 
 def object_ref(kind: str, obj: Mapping[str, Any]) -> ObjectRef:
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
-    return ObjectRef(kind, as_str(meta.get("namespace")), as_str(meta.get("name")))
+    return ObjectRef(kind, as_str(dig(obj, "metadata", "namespace")), as_str(dig(obj, "metadata", "name")))
 
 
-def annotations(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+def annotations_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     value = dig(obj, "metadata", "annotations")
     return value if isinstance(value, Mapping) else {}
 
 
-def labels(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+def labels_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     value = dig(obj, "metadata", "labels")
     return value if isinstance(value, Mapping) else {}
 
@@ -68,7 +67,9 @@ def parse_image(
     """Parse a reference; on failure record a Rejection and return None."""
     if not isinstance(value, str):
         findings.rejections.append(
-            Rejection(reference=repr(value)[:MAX_REFERENCE_REPORTED], reason="is not a string", source=source, field=field)
+            Rejection(
+                reference=repr(value)[:MAX_REFERENCE_REPORTED], reason="is not a string", source=source, field=field
+            )
         )
         return None
     try:

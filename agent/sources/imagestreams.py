@@ -21,7 +21,7 @@ from typing import Any
 
 from agent.model import Role, State, StreamTag, Usage
 from agent.refs import ImageRef
-from agent.sources.common import Findings, annotations, as_list, as_str, dig, labels, object_ref, parse_image
+from agent.sources.common import Findings, annotations_of, as_list, as_str, dig, labels_of, object_ref, parse_image
 
 KIND = "ImageStream"
 WORKBENCH_LABEL = "opendatahub.io/notebook-image"
@@ -49,10 +49,10 @@ class StreamFindings(Findings):
 def read_image_stream(obj: Mapping[str, Any], *, applications_namespace: str) -> StreamFindings:
     out = StreamFindings()
     source = object_ref(KIND, obj)
-    stream_labels = labels(obj)
+    stream_labels = labels_of(obj)
     role = Role.WORKBENCH if stream_labels.get(WORKBENCH_LABEL) == "true" else Role.PIPELINE_RUNTIME
     offered_to_all = source.namespace == applications_namespace
-    hidden = annotations(obj).get(HIDDEN) == "true"
+    hidden = annotations_of(obj).get(HIDDEN) == "true"
     internal_repo = as_str(dig(obj, "status", "dockerImageRepository"))
     public_repo = as_str(dig(obj, "status", "publicDockerImageRepository"))
 
@@ -77,9 +77,11 @@ def read_image_stream(obj: Mapping[str, Any], *, applications_namespace: str) ->
             continue
 
         out.stream_tags[StreamTag(source.namespace, source.name, tag)] = resolved
-        for spelling in (f"{internal_repo}:{tag}" if internal_repo else None,
-                         f"{public_repo}:{tag}" if public_repo else None,
-                         from_ref):
+        for spelling in (
+            f"{internal_repo}:{tag}" if internal_repo else None,
+            f"{public_repo}:{tag}" if public_repo else None,
+            from_ref,
+        ):
             if spelling:
                 alias = parse_image(spelling, source=source, field=f"spec.tags[{tag}]", findings=out)
                 if alias is not None and alias != resolved:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.settings import parse_quantity
-from agent.sources.common import as_list, as_str, dig, labels
+from agent.sources.common import as_list, as_str, dig, labels_of
 
 KIND = "Node"
 
@@ -42,7 +42,7 @@ class NodeFindings:
 
 def read_node(obj: Mapping[str, Any], into: NodeFindings) -> None:
     """Add one Node to `into` (in place: sizes are shared across hundreds of nodes)."""
-    node_labels = {str(k): str(v) for k, v in labels(obj).items()}
+    node_labels = {str(k): str(v) for k, v in labels_of(obj).items()}
     into.nodes.append(NodeInfo(as_str(dig(obj, "metadata", "name")), node_labels, _capacity(obj)))
     sizes = into.sizes
     for image in as_list(dig(obj, "status", "images")):

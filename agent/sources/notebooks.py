@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agent.model import Role, State, StreamTag, Usage
-from agent.sources.common import Findings, annotations, as_str, containers, dig, object_ref, parse_image
+from agent.sources.common import Findings, annotations_of, as_str, containers, dig, object_ref, parse_image
 
 KIND = "Notebook"
 STOPPED = "kubeflow-resource-stopped"
@@ -29,7 +29,7 @@ IMAGE_NAMESPACE = "opendatahub.io/workbench-image-namespace"
 def read_notebook(obj: Mapping[str, Any]) -> Findings:
     out = Findings()
     source = object_ref(KIND, obj)
-    notes = annotations(obj)
+    notes = annotations_of(obj)
     stopped = bool(notes.get(STOPPED)) and notes.get(STOPPED) != STARTING_LOCK
     state = State.STOPPED if stopped else State.RUNNING
     selection = _stream_tag(notes)

@@ -39,7 +39,18 @@ LLM_INFERENCE_SERVICE = "LLMInferenceService"
 TEMPLATE_LABEL_SELECTOR = "opendatahub.io/dashboard=true"
 MAIN_CONTAINER = "kserve-container"
 # Predictor fields of the older v1beta1 shape: the key is the model format.
-FRAMEWORKS = ("sklearn", "xgboost", "lightgbm", "tensorflow", "pytorch", "triton", "onnx", "pmml", "paddle", "huggingface")
+FRAMEWORKS = (
+    "sklearn",
+    "xgboost",
+    "lightgbm",
+    "tensorflow",
+    "pytorch",
+    "triton",
+    "onnx",
+    "pmml",
+    "paddle",
+    "huggingface",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +80,11 @@ class Runtime:
     def supports(self, model_format: str, version: str) -> ModelFormat | None:
         """The auto-selectable format entry matching, as KServe's auto-selection checks it."""
         for f in self.formats:
-            if f.auto_select and f.name.lower() == model_format.lower() and (not version or not f.version or f.version == version):
+            if (
+                f.auto_select
+                and f.name.lower() == model_format.lower()
+                and (not version or not f.version or f.version == version)
+            ):
                 return f
         return None
 
@@ -133,7 +148,7 @@ def _runtime(spec: Any, *, source: ObjectRef, path: str, offered: bool) -> Servi
             name=as_str(f.get("name")),
             version=as_str(f.get("version")),
             auto_select=f.get("autoSelect") is True,
-            priority=f.get("priority") if isinstance(f.get("priority"), int) else 0,
+            priority=_int(f.get("priority")),
         )
         for f in as_list(dig(spec, "supportedModelFormats"))
         if isinstance(f, Mapping)
@@ -142,6 +157,10 @@ def _runtime(spec: Any, *, source: ObjectRef, path: str, offered: bool) -> Servi
         Runtime(source, source.namespace, source.name, tuple(images), formats, dig(spec, "disabled") is True)
     )
     return out
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def read_inference_service(obj: Mapping[str, Any]) -> ServingFindings:
