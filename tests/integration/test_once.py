@@ -1,0 +1,265 @@
+"""`prepull-agent once` against a real API server holding the sample OpenShift AI cluster."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.puller import OWNED_ANNOTATION, puller_view, read_owned
+from tests.harness.loader import apply_objects, request
+from tests.integration.conftest import ADMIN_ENTRY, ALL_READS, REPO_ROOT, read_rules
+
+D = "sha256:"
+GRANITE = "quay.io/redhat-ai-services/modelcar-catalog:granite-3.1-8b-instruct"
+QWEN = "quay.io/redhat-ai-services/modelcar-catalog:qwen2.5-7b-instruct"
+VLLM_219 = "quay.io/modh/vllm:rhoai-2.19-cuda"
+VLLM_220 = "quay.io/modh/vllm:rhoai-2.20-cuda"
+SKLEARN = "docker.io/kserve/sklearnserver:v0.15.0"
+WORKER_0_CAPACITY = 128300593152  # 125293548Ki, the smallest worker
+
+
+def candidates(doc: dict) -> dict[str, dict]:
+    return {c["image"]: c for c in doc["candidates"]}
+
+
+def test_dry_run_shows_the_ranked_plan_and_writes_nothing(agent, puller):
+    rv = puller.resource_version()
+    run = agent("once", "--dry-run", target=puller.target)
+    assert run.code == 0, run.events
+    doc = run.json()
+    assert doc["target"] == {"namespace": puller.namespace, "name": "image-puller"}
+    assert doc["changed"] is True and doc["written"] is False
+    assert doc["budget_bytes"] == int(0.3 * WORKER_0_CAPACITY)
+    found = candidates(doc)
+    for image in (GRANITE, QWEN, VLLM_219, VLLM_220, SKLEARN):
+        assert image in found, image
+    assert found[GRANITE]["size_bytes"] == 16412753920 and found[GRANITE]["size_known"] is True
+    assert {"kind": "InferenceService", "namespace": "team-nlp", "name": "granite-chat"} in found[GRANITE]["sources"]
+    assert ADMIN_ENTRY in doc["images_after"]
+    assert puller.resource_version() == rv
+    assert puller.images() == f"{ADMIN_ENTRY};"
+
+
+def test_the_table_output_has_ranks_reasons_and_a_diff(agent, puller):
+    run = agent("once", "--dry-run", target=puller.target, output="table")
+    assert run.code == 0
+    assert "DECISION" in run.out and "selected: rank 1" in run.out
+    assert "+++ spec.images (planned)" in run.out
+    assert "Dry run: nothing written." in run.out
+
+
+def test_once_writes_the_list_and_keeps_the_administrator_entry(agent, puller):
+    run = agent("once", target=puller.target)
+    assert run.code == 0, run.events
+    doc = run.json()
+    assert doc["written"] is True
+    obj = puller.get()
+    images = obj["spec"]["images"]
+    assert images == doc["images_after"]
+    assert images.splitlines()[0] == f"{ADMIN_ENTRY};"
+    view = puller_view(images)
+    owned = read_owned(obj["metadata"]["annotations"])
+    assert "ubi-minimal" not in owned
+    assert {name: view[name] for name in owned} == owned
+    selected = {c["image"]: c["name"] for c in doc["candidates"] if c["selected"]}
+    assert owned == {name: image for image, name in selected.items()}
+    assert SKLEARN in selected and "quay.io/example/resnet50-modelcar" in " ".join(selected)
+    granite = candidates(doc)[GRANITE]
+    assert not granite["selected"] and "does not fit the disk budget" in granite["reason"]
+    summary = run.logged("cycle finished")[0]
+    assert summary["written"] == 1 and summary["listed"]["Notebook"] >= 6
+
+
+def test_a_second_run_writes_nothing(agent, puller):
+    assert agent("once", target=puller.target).code == 0
+    rv = puller.resource_version()
+    run = agent("once", target=puller.target)
+    assert run.code == 0
+    assert run.json()["changed"] is False
+    assert puller.resource_version() == rv
+
+
+def test_each_source_contributes_what_it_should(agent, puller):
+    doc = agent("once", "--dry-run", target=puller.target).json()
+    found = candidates(doc)
+
+    def used_by(image: str) -> set[tuple[str, str]]:
+        return {(s["kind"], s["name"]) for s in found[image]["sources"]}
+
+    assert ("InferenceService", "llama-draft") in used_by(VLLM_220)  # runtimeVersion applied
+    assert ("InferenceService", "iris") in used_by(SKLEARN)  # auto-selected ClusterServingRuntime
+    assert ("LLMInferenceService", "qwen-chat") in used_by(QWEN)
+    pytorch = [i for i, c in found.items() if ("Notebook", "vision-train") in used_by(i)]
+    assert any("pytorch" in i or "odh-" in i for i in pytorch)
+    assert any(("ImageStream", "pytorch") in used_by(i) and ("Notebook", "vision-train") in used_by(i) for i in found), \
+        "the internal-registry reference must be tied to the stream tag it means"
+    assert any(s["kind"] == "Template" for c in found.values() for s in c["sources"])
+    assert any(s["kind"] == "ClusterServingRuntime" for c in found.values() for s in c["sources"])
+    assert any("orphan" in p for p in doc["problems"])
+
+
+def test_a_hostile_notebook_cannot_add_an_entry(agent, puller, api_client, namespace):
+    evil = [
+        "quay.io/evil/a:1;injected=quay.io/evil/b:1",
+        "quay.io/evil/c:1\nx=quay.io/evil/d:1",
+        "quay.io/evil/e=1",
+        "QUAY.IO/Evil/F:1",
+    ]
+    apply_objects(api_client, [{
+        "apiVersion": "kubeflow.org/v1", "kind": "Notebook",
+        "metadata": {"name": f"evil-{i}", "namespace": namespace},
+        "spec": {"template": {"spec": {"containers": [{"name": f"evil-{i}", "image": image}]}}},
+    } for i, image in enumerate(evil)])
+    run = agent("once", target=puller.target)
+    assert run.code == 0
+    rejected = {(r["source"]["name"], r["field"]) for r in run.json()["rejected"]}
+    for i in range(len(evil)):
+        assert (f"evil-{i}", f"spec.template.spec.containers[evil-{i}].image") in rejected
+    assert ("sneaky", "spec.template.spec.containers[sneaky].image") in rejected
+    images = puller.images()
+    assert "evil" not in images and "injected" not in images and "pwn" not in images
+    view = puller_view(images)
+    assert len(view) == len(images.strip().splitlines())  # one entry per line, none split or merged
+
+
+def test_a_missing_crd_is_skipped_with_one_warning(agent, puller, api_client):
+    crd_path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/llminferenceservices.serving.kserve.io"
+    crd = request(api_client, "GET", crd_path)
+    request(api_client, "DELETE", crd_path)
+    try:
+        _wait_gone(api_client, "/apis/serving.kserve.io/v1alpha1/llminferenceservices")
+        run = agent("once", "--dry-run", target=puller.target)
+        assert run.code == 0
+        assert run.json()["cycle"]["missing"].keys() == {"LLMInferenceService"}
+        assert len(run.logged("kind not served")) == 1
+        assert QWEN not in candidates(run.json())
+    finally:
+        for key in ("resourceVersion", "uid", "creationTimestamp", "managedFields", "generation"):
+            crd["metadata"].pop(key, None)
+        crd.pop("status", None)
+        _recreate_crd(api_client, crd)
+
+
+def test_a_denied_source_never_shrinks_the_list(agent, puller, restricted_kubeconfig):
+    assert agent("once", target=puller.target).code == 0
+    before = puller.images()
+    without_notebooks = {g: [r for r in res if r != "notebooks"] for g, res in ALL_READS.items()}
+    kubeconfig = restricted_kubeconfig(read_rules({g: r for g, r in without_notebooks.items() if r}))
+    run = agent("once", target=puller.target, kubeconfig=kubeconfig)
+    assert run.code == 0, run.events
+    assert "Notebook" in run.json()["cycle"]["failed"]
+    assert puller.images() == before
+    assert run.logged("listing failed")
+
+
+def test_as_its_own_service_account_the_agent_reads_and_writes(agent, puller, restricted_kubeconfig):
+    kubeconfig = restricted_kubeconfig(read_rules(ALL_READS))
+    run = agent("once", target=puller.target, kubeconfig=kubeconfig)
+    assert run.code == 0, run.events
+    assert run.json()["cycle"]["failed"] == {}
+    assert SKLEARN in puller.images()
+
+
+def test_a_conflicting_edit_is_never_overwritten(agent, puller, mocker):
+    """Someone edits the CR between the agent's read and its write: the write meets a real
+    409, the agent re-reads, re-plans, and the edit survives."""
+    import agent.cycle as cycle
+
+    real_read = cycle.read_target
+    edits = []
+
+    def read_then_edit(kube, target):
+        found = real_read(kube, target)
+        if not edits:
+            edits.append(puller.patch({"spec": {"images": f"{ADMIN_ENTRY};\nmine=quay.io/admin/tool:1;"}}))
+        return found
+
+    mocker.patch.object(cycle, "read_target", side_effect=read_then_edit)
+    run = agent("once", target=puller.target)
+    assert run.code == 0, run.events
+    assert run.logged("re-reading it")
+    view = puller_view(puller.images())
+    assert view["mine"] == "quay.io/admin/tool:1" and view["ubi-minimal"].startswith("registry.access")
+    assert SKLEARN in view.values()
+
+
+# -- exit codes and messages ----------------------------------------------------------------------
+
+
+def test_a_missing_target_fails_with_a_clear_message(agent, sample_cluster):
+    run = agent("once", "--dry-run", target="openshift-operators/no-such-puller")
+    assert run.code == 4
+    assert "KubernetesImagePuller openshift-operators/no-such-puller does not exist" in run.err
+
+
+def test_an_unreachable_api_server_exits_3(tmp_path: Path):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: x}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n"
+    )
+    proc = _cli("once", "--dry-run", "--kubeconfig", str(kubeconfig))
+    assert proc.returncode == 3
+    assert "cannot use the API server at https://127.0.0.1:1" in proc.stderr
+
+
+def test_a_bad_config_stops_the_agent_naming_the_key(tmp_path: Path):
+    config = tmp_path / "config.yaml"
+    config.write_text("selection:\n  max_imgs: 3\n")
+    proc = _cli("once", "--dry-run", "--config", str(config))
+    assert proc.returncode == 2
+    assert "max_imgs" in proc.stderr and str(config) in proc.stderr
+
+
+def test_python_dash_m_agent_runs_the_cli(sample_cluster, puller):
+    proc = _cli("once", "--dry-run", "--output", "json", "--kubeconfig", str(sample_cluster.kubeconfig),
+                "--target", puller.target)
+    assert proc.returncode == 0, proc.stderr
+    assert '"changed": true' in proc.stdout
+    assert "cycle finished" in proc.stderr
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PREPULL_")}
+    return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=120,
+                          cwd=REPO_ROOT, env=env)
+
+
+def _wait_gone(api_client, path: str, timeout: float = 30) -> None:
+    import time
+
+    from kubernetes.client.exceptions import ApiException
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            request(api_client, "GET", path)
+        except ApiException as e:
+            if e.status == 404:
+                return
+            raise
+        time.sleep(0.2)
+    pytest.fail(f"{path} is still served")
+
+
+def _recreate_crd(api_client, crd: dict) -> None:
+    import time
+
+    from kubernetes.client.exceptions import ApiException
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            apply_objects(api_client, [crd])
+            return
+        except ApiException as e:  # the old one may still be terminating
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+            del e
