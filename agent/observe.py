@@ -22,7 +22,7 @@ import structlog
 
 from agent.kube import kinds
 from agent.kube.client import Kube
-from agent.kube.errors import Forbidden, Gone, KubeError, NotFound, Unauthorized
+from agent.kube.errors import Forbidden, Gone, KubeError, NotFound, Unauthorized, Unreachable
 from agent.settings import Settings
 from agent.sources import Observation, imagestreams, notebooks, serving
 from agent.sources.common import as_list, as_str, dig
@@ -86,8 +86,16 @@ def observe(kube: Kube, settings: Settings) -> Observation:
     """List every enabled source. Never raises for a source's failure: it is recorded."""
     observation = Observation(applications_namespace=applications_namespace(kube, settings))
     for source in SOURCES:
-        if getattr(settings.sources, source.setting):
-            _collect(kube, source, observation, page_size=settings.kube.page_size)
+        if not getattr(settings.sources, source.setting):
+            continue
+        if observation.unreachable:
+            # One source got no answer at all: asking the others would only wait out more timeouts.
+            observation.failed[source.kind.kind] = f"not listed: {observation.unreachable}"
+            continue
+        _collect(kube, source, observation, page_size=settings.kube.page_size)
+    skipped = [k for k, why in observation.failed.items() if why.startswith("not listed:")]
+    if skipped:
+        log.warning("the API server stopped answering; the remaining kinds were not listed", kinds=skipped)
     return observation
 
 
@@ -137,8 +145,15 @@ def _collect(kube: Kube, source: Source, observation: Observation, *, page_size:
             _fail(observation, kind, e)
             return
         except NotFound as e:
-            observation.missing[kind] = _reason(e)
-            log.warning("kind not served, skipped (is its CRD installed?)", kind=kind, path=path)
+            if not _served(kube, source.kind):
+                observation.missing[kind] = _reason(e)
+                log.warning("kind not served, skipped (is its CRD installed?)", kind=kind, path=path)
+                return
+            _fail(observation, kind, e)  # discovery still lists it: a passing 404 must not shrink the list
+            return
+        except Unreachable as e:
+            _fail(observation, kind, e)
+            observation.unreachable = _reason(e)
             return
         except KubeError as e:
             _fail(observation, kind, e)
@@ -146,6 +161,19 @@ def _collect(kube: Kube, source: Source, observation: Observation, *, page_size:
         _merge(observation, scratch)
         observation.listed[kind] = len(seen)
         return
+
+
+def _served(kube: Kube, kind: kinds.Kind) -> bool:
+    """Whether discovery lists the kind: a 404 on a collection alone could be a passing
+    failure of an aggregated API server (OpenShift serves ImageStreams and Templates that way)."""
+    base = f"/apis/{kind.group}/{kind.version}" if kind.group else f"/api/{kind.version}"
+    try:
+        resources = kube.get(base).get("resources")
+    except NotFound:
+        return False
+    except KubeError:
+        return True  # cannot tell: assume served, so the kind counts as failed, not missing
+    return any(isinstance(r, dict) and r.get("name") == kind.plural for r in as_list(resources))
 
 
 def _fail(observation: Observation, kind: str, error: KubeError) -> None:

@@ -41,6 +41,7 @@ from agent.settings import Settings
 from agent.sources.nodes import NodeInfo
 
 CONFIG_SOURCE = ObjectRef("Config", "", "selection.pinned")
+NODE_KIND = "Node"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +118,9 @@ def make_plan(
     foreign_by_image = _foreign_images(foreign)
 
     budget = selection.disk_budget.resolve(_smallest_capacity(nodes, puller.node_selector))
-    if budget is None and selection.disk_budget.fraction is not None:
+    # Without the nodes, a budget relative to their disk is unknown, not unlimited: add nothing.
+    budget_unknown = budget is None and selection.disk_budget.fraction is not None and NODE_KIND in failed_sources
+    if budget is None and selection.disk_budget.fraction is not None and not budget_unknown:
         warnings.append("no target node reports ephemeral-storage capacity: the disk budget is not applied")
     estimate = _Sizes(sizes, settings)
     used = sum(estimate.of_text(e.image) for e in foreign)
@@ -191,6 +194,12 @@ def make_plan(
                 key,
                 selected=False,
                 reason=f"namespace {tenant} already has {selection.max_per_namespace} images of its own in the list",
+            )
+        elif budget_unknown and not is_managed:
+            decide(
+                key,
+                selected=False,
+                reason="not added this cycle: Nodes could not be listed, so the disk budget is unknown",
             )
         elif budget is not None and used + size > budget:
             decide(key, selected=False, reason=f"does not fit the disk budget ({_gib(budget - used)} left)")

@@ -26,3 +26,4 @@ class Observation:
     listed: dict[str, int] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    unreachable: str = ""  # set when a request got no answer at all: later sources are not tried
