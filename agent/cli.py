@@ -94,21 +94,10 @@ def _once(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_UNREACHABLE
     try:
         result = run_cycle(kube, settings, dry_run=args.dry_run)
-    except (Unreachable, Unauthorized) as e:
-        print(f"prepull-agent: cannot use the API server at {kube.server}: {e}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    except TargetMissing as e:
-        print(f"prepull-agent: {e}", file=sys.stderr)
-        return EXIT_TARGET
-    except InvalidPullerCR as e:
-        print(f"prepull-agent: {e}", file=sys.stderr)
-        return EXIT_TARGET
-    except Forbidden as e:
-        print(f"prepull-agent: access denied: {e} (check the agent's RBAC)", file=sys.stderr)
-        return EXIT_TARGET
-    except KubeError as e:
-        print(f"prepull-agent: {e}", file=sys.stderr)
-        return EXIT_UNREACHABLE
+    except (KubeError, TargetMissing, InvalidPullerCR) as e:
+        code, message = _failure(e, server=kube.server)
+        print(f"prepull-agent: {message}", file=sys.stderr)
+        return code
     finally:
         kube.close()
     render = report.as_json if args.output == "json" else report.as_table
@@ -119,6 +108,17 @@ def _once(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"prepull-agent: {outcome.target}: {outcome.error}", file=sys.stderr)
         return EXIT_WRITE
     return EXIT_OK
+
+
+def _failure(error: Exception, *, server: str) -> tuple[int, str]:
+    """The exit code and message for a cycle that could not run to the end."""
+    if isinstance(error, Unreachable | Unauthorized):
+        return EXIT_UNREACHABLE, f"cannot use the API server at {server}: {error}"
+    if isinstance(error, Forbidden):
+        return EXIT_TARGET, f"access denied: {error} (check the agent's RBAC)"
+    if isinstance(error, TargetMissing | InvalidPullerCR):
+        return EXIT_TARGET, str(error)
+    return EXIT_UNREACHABLE, str(error)
 
 
 def _connect(args: argparse.Namespace, settings: Settings) -> Kube:
