@@ -12,7 +12,16 @@ from agent.kube import kinds
 from agent.kube.client import JSON, Kube
 from agent.kube.errors import KubeError, NotFound
 from agent.plan import Plan
-from agent.puller import OWNED_ANNOTATION, InvalidPullerCR, PullerCR, read_puller, render_images, render_owned
+from agent.puller import (
+    KINDS_ANNOTATION,
+    OWNED_ANNOTATION,
+    InvalidPullerCR,
+    PullerCR,
+    read_puller,
+    render_entry_kinds,
+    render_images,
+    render_owned,
+)
 from agent.settings import Target
 
 # The operator fills an empty `images` with its own defaults (Che's images); a lone ";" is
@@ -28,12 +37,15 @@ class ApplyError(Exception):
     """The write failed or the server did not keep what was sent."""
 
 
-def read_target(kube: Kube, target: Target) -> PullerCR:
-    """GET the CR; create an empty one first when missing and `target.create` is set."""
+def read_target(kube: Kube, target: Target, *, dry_run: bool = False) -> PullerCR:
+    """GET the CR; create an empty one first when missing and `target.create` is set (in a
+    dry run, plan against an empty one without creating it)."""
     path = kinds.IMAGE_PULLER.path(namespace=target.namespace, name=target.name)
     try:
         obj = kube.get(path)
     except NotFound:
+        if target.create and dry_run:
+            return PullerCR(target.namespace, target.name, "0", "", {}, {})
         if not target.create:
             raise TargetMissing(
                 f"KubernetesImagePuller {target.namespace}/{target.name} does not exist: create it "
@@ -52,7 +64,10 @@ def write_plan(kube: Kube, plan: Plan, *, resource_version: str) -> PullerCR:
     body: JSON = {
         "metadata": {
             "resourceVersion": resource_version,
-            "annotations": {OWNED_ANNOTATION: render_owned(plan.owned_after)},
+            "annotations": {
+                OWNED_ANNOTATION: render_owned(plan.owned_after),
+                KINDS_ANNOTATION: render_entry_kinds(plan.entry_kinds_after),
+            },
         },
         "spec": {"images": render_images(plan.entries_after) or EMPTY_IMAGES},
     }
@@ -63,7 +78,11 @@ def write_plan(kube: Kube, plan: Plan, *, resource_version: str) -> PullerCR:
     except InvalidPullerCR as e:
         raise ApplyError(f"the server's answer to the patch cannot be read: {e}") from e
     texts = tuple(e.text for e in result.entries())
-    if texts != tuple(e.text for e in plan.entries_after) or result.owned != dict(plan.owned_after):
+    if (
+        texts != tuple(e.text for e in plan.entries_after)
+        or result.owned != dict(plan.owned_after)
+        or result.entry_kinds != {n: tuple(sorted(set(k))) for n, k in plan.entry_kinds_after.items()}
+    ):
         raise ApplyError(
             f"KubernetesImagePuller {plan.target_namespace}/{plan.target_name}: the server kept "
             f"spec.images {result.images!r}, not what was sent (is a webhook or another controller rewriting it?)"

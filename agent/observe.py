@@ -84,12 +84,13 @@ SOURCES: tuple[Source, ...] = (
 
 def observe(kube: Kube, settings: Settings) -> Observation:
     """List every enabled source. Never raises for a source's failure: it is recorded."""
-    observation = Observation(applications_namespace=applications_namespace(kube, settings))
+    observation = Observation(applications_namespace=DEFAULT_APPLICATIONS_NAMESPACE)
+    observation.applications_namespace = _applications_namespace(kube, settings, observation)
     for source in SOURCES:
         if not getattr(settings.sources, source.setting):
             continue
         if observation.unreachable:
-            # One source got no answer at all: asking the others would only wait out more timeouts.
+            # One request got no answer at all: asking for more would only wait out more timeouts.
             observation.failed[source.kind.kind] = f"not listed: {observation.unreachable}"
             continue
         _collect(kube, source, observation, page_size=settings.kube.page_size)
@@ -99,18 +100,24 @@ def observe(kube: Kube, settings: Settings) -> Observation:
     return observation
 
 
-def applications_namespace(kube: Kube, settings: Settings) -> str:
-    """From the settings, else the DSCInitialization, else OpenShift AI's default."""
+def _applications_namespace(kube: Kube, settings: Settings, observation: Observation) -> str:
+    """From the settings, else the DSCInitialization, else OpenShift AI's default.
+
+    Without the DSCInitialization kind (no OpenShift AI operator), the default is right. If
+    it cannot be read, the default is only a guess: the failure is recorded so that nothing
+    the agent manages is removed on the strength of it.
+    """
     if settings.applications_namespace:
         return settings.applications_namespace
+    kind = kinds.DSC_INITIALIZATION
     try:
-        items = kube.get(kinds.DSC_INITIALIZATION.path()).get("items")
+        items = kube.get(kind.path()).get("items")
+    except NotFound:
+        return DEFAULT_APPLICATIONS_NAMESPACE
     except KubeError as e:
-        log.warning(
-            "applications namespace unknown, using the default",
-            namespace=DEFAULT_APPLICATIONS_NAMESPACE,
-            reason=_reason(e),
-        )
+        _fail(observation, kind.kind, e)
+        if isinstance(e, Unreachable):
+            observation.unreachable = _reason(e)
         return DEFAULT_APPLICATIONS_NAMESPACE
     for dsci in as_list(items):
         namespace = as_str(dig(dsci, "spec", "applicationsNamespace"))

@@ -40,8 +40,8 @@ from agent.refs import ImageRef, InvalidReference, parse_reference
 from agent.settings import Settings
 from agent.sources.nodes import NodeInfo
 
-CONFIG_SOURCE = ObjectRef("Config", "", "selection.pinned")
 NODE_KIND = "Node"
+DSCI_KIND = "DSCInitialization"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +75,16 @@ class Plan:
     entries_after: tuple[Entry, ...]
     owned_before: Mapping[str, str]
     owned_after: Mapping[str, str]
+    entry_kinds_before: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    entry_kinds_after: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # which kinds use each
     warnings: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
-        return not same_list(self.entries_before, self.entries_after) or dict(self.owned_before) != dict(
-            self.owned_after
+        return (
+            not same_list(self.entries_before, self.entries_after)
+            or dict(self.owned_before) != dict(self.owned_after)
+            or dict(self.entry_kinds_before) != dict(self.entry_kinds_after)
         )
 
     @property
@@ -103,19 +107,29 @@ def make_plan(
     nodes: Sequence[NodeInfo],
     sizes: Mapping[str, int],
     failed_sources: Mapping[str, str],
+    missing_sources: Mapping[str, str] = {},  # noqa: B006 - read only
     applications_namespace: str,
     settings: Settings,
     now: datetime,
 ) -> Plan:
+    """`failed_sources`/`missing_sources`: kinds that could not be listed / are not served
+    this cycle, by kind name, with the reason."""
     selection = settings.selection
     rejected = list(rejections)
     groups = _group(_allowed(usages, settings, rejected))
     warnings: list[str] = []
 
     before = puller.entries()
-    managed, foreign = _split_ownership(before, puller.owned)
-    managed_by_image = {image: name for name, image in managed.items()}
+    ownership = _Ownership.of(before, puller.owned)
+    managed_by_image = _by_canonical_image(ownership.managed)
+    foreign = [before[i] for i in ownership.foreign]
     foreign_by_image = _foreign_images(foreign)
+    unavailable = {**missing_sources, **failed_sources}
+    protected = {
+        image: kinds
+        for image, name in managed_by_image.items()
+        if (kinds := _protecting_kinds(puller.entry_kinds.get(name), unavailable, failed_sources))
+    }
 
     budget = selection.disk_budget.resolve(_smallest_capacity(nodes, puller.node_selector))
     # Without the nodes, a budget relative to their disk is unknown, not unlimited: add nothing.
@@ -125,14 +139,13 @@ def make_plan(
     estimate = _Sizes(sizes, settings)
     used = sum(estimate.of_text(e.image) for e in foreign)
 
-    pinned = _pinned(selection.pinned, rejected)
+    pinned = [parse_reference(text) for text in selection.pinned]  # valid: Settings checks them
     for pin in pinned:
         groups.setdefault(str(pin), _Group(pin))
-    if failed_sources:
-        for image in managed_by_image:
-            managed_ref = _parse_or_none(image)
-            if image not in groups and managed_ref is not None and not _policy_problem(managed_ref, settings):
-                groups[image] = _Group(managed_ref)
+    for image in protected:
+        managed_ref = parse_reference(image)  # canonical already
+        if image not in groups and not _policy_problem(managed_ref, settings):
+            groups[image] = _Group(managed_ref)
 
     scored = {key: _score(g.usages, settings) for key, g in groups.items()}
     margin = selection.retain_margin
@@ -169,8 +182,8 @@ def make_plan(
             decide(key, selected=False, reason=f"already listed by the administrator as {foreign_by_image[key]!r}")
         elif groups[key].ref in pinned:
             decide(key, selected=True, reason="pinned in the configuration")
-        elif failed_sources and key in managed_by_image:
-            decide(key, selected=True, reason=f"kept: {_failed_kinds(failed_sources)} could not be listed this cycle")
+        elif key in protected:
+            decide(key, selected=True, reason=f"kept: {', '.join(protected[key])} could not be listed this cycle")
         else:
             remaining.append(key)
 
@@ -209,8 +222,11 @@ def make_plan(
             rank = len(chosen) + 1
             decide(key, selected=True, reason=f"rank {rank}, score {score:g}" + (" (kept)" if is_managed else ""))
 
-    after, owned_after, names = _entries_after(before=before, chosen=chosen, groups=groups, foreign=foreign)
+    after, owned_after, names = _entries_after(before=before, chosen=chosen, groups=groups, ownership=ownership)
     candidates = tuple(_named(c, names) for c in decided)
+    kinds_after = {
+        name: _kinds_of(groups[image].usages) or puller.entry_kinds.get(name, ()) for name, image in owned_after.items()
+    }
     return Plan(
         target_namespace=puller.namespace,
         target_name=puller.name,
@@ -225,6 +241,8 @@ def make_plan(
         entries_after=after,
         owned_before=dict(puller.owned),
         owned_after=owned_after,
+        entry_kinds_before=dict(puller.entry_kinds),
+        entry_kinds_after=kinds_after,
         warnings=tuple(warnings),
     )
 
@@ -271,22 +289,59 @@ def _score(usages: Sequence[Usage], settings: Settings) -> float:
     return round(sum(best.values()), 6)
 
 
-def _split_ownership(entries: Sequence[Entry], owned: Mapping[str, str]) -> tuple[dict[str, str], list[Entry]]:
-    """Entries the agent wrote (name recorded in the annotation with this very image), and
-    the others. An entry whose image an administrator changed is theirs now."""
-    managed: dict[str, str] = {}
-    foreign: list[Entry] = []
-    for entry in entries:
-        if (
-            entry.name is not None
-            and entry.image is not None
-            and owned.get(entry.name) == entry.image
-            and entry.name not in managed
-        ):
-            managed[entry.name] = entry.image
-        else:
-            foreign.append(entry)
-    return managed, foreign
+@dataclass(frozen=True)
+class _Ownership:
+    """Which entries of the list (by index) the agent wrote, and which are not its own."""
+
+    managed: dict[str, str]  # name -> image, every entry the agent wrote
+    managed_at: frozenset[int]  # those that may stay where they are
+    foreign: tuple[int, ...]
+
+    @classmethod
+    def of(cls, entries: Sequence[Entry], owned: Mapping[str, str]) -> _Ownership:
+        """An entry is the agent's when its name is recorded with this very image: one whose
+        image an administrator changed is theirs now. A managed entry that shares its name
+        with an administrator's entry is given up (and its image re-added under a new name
+        if still chosen): the puller keeps only the last of two equal names, so keeping both
+        could silently override the administrator's."""
+        first_mine: dict[str, int] = {}  # a second copy of an entry cannot be told from the administrator's
+        for i, e in enumerate(entries):
+            if e.name is not None and e.image is not None and owned.get(e.name) == e.image:
+                first_mine.setdefault(e.name, i)
+        mine_set = set(first_mine.values())
+        foreign = tuple(i for i in range(len(entries)) if i not in mine_set)
+        foreign_names = {entries[i].name for i in foreign}
+        managed_at = frozenset(i for i in mine_set if entries[i].name not in foreign_names)
+        managed = {entries[i].name or "": entries[i].image or "" for i in sorted(mine_set)}
+        return cls(managed, managed_at, foreign)
+
+
+def _by_canonical_image(managed: Mapping[str, str]) -> dict[str, str]:
+    """Canonical image -> entry name, for managed entries whose image parses."""
+    found: dict[str, str] = {}
+    for name, image in managed.items():
+        ref = _parse_or_none(image)
+        if ref is not None:
+            found.setdefault(str(ref), name)
+    return found
+
+
+def _protecting_kinds(
+    recorded: tuple[str, ...] | None, unavailable: Mapping[str, str], failed: Mapping[str, str]
+) -> tuple[str, ...]:
+    """The kinds that keep a managed entry this cycle: those it was found in that could not
+    be listed or are not served now. An entry with no record (written before records were
+    kept) is kept whenever anything failed. A failed DSCInitialization (the applications
+    namespace is then a guess) keeps every entry."""
+    if DSCI_KIND in failed:
+        return (DSCI_KIND,)
+    if recorded is None:
+        return tuple(sorted(failed))
+    return tuple(sorted(set(recorded) & set(unavailable)))
+
+
+def _kinds_of(usages: Sequence[Usage]) -> tuple[str, ...]:
+    return tuple(sorted({u.source.kind for u in usages}))
 
 
 def _foreign_images(foreign: Sequence[Entry]) -> dict[str, str]:
@@ -299,35 +354,25 @@ def _foreign_images(foreign: Sequence[Entry]) -> dict[str, str]:
     return found
 
 
-def _pinned(pinned: Sequence[str], rejected: list[Rejection]) -> list[ImageRef]:
-    refs = []
-    for i, text in enumerate(pinned):
-        try:
-            refs.append(parse_reference(text))
-        except InvalidReference as e:
-            rejected.append(Rejection(text, e.reason, CONFIG_SOURCE, f"selection.pinned[{i}]"))
-    return refs
-
-
 def _entries_after(
     *,
     before: Sequence[Entry],
     chosen: Sequence[str],
     groups: Mapping[str, _Group],
-    foreign: Sequence[Entry],
+    ownership: _Ownership,
 ) -> tuple[tuple[Entry, ...], dict[str, str], dict[str, str]]:
     """Keep every foreign entry and every managed entry still chosen, in place; append the
     new ones in decision order. Returns (entries, owned annotation, image -> name)."""
     chosen_set = set(chosen)
+    foreign = set(ownership.foreign)
     taken = {e.name for e in before if e.name is not None}
     names: dict[str, str] = {}
     after: list[Entry] = []
     owned: dict[str, str] = {}
-    foreign_ids = {id(e) for e in foreign}
-    for entry in before:
-        if id(entry) in foreign_ids:
+    for i, entry in enumerate(before):
+        if i in foreign:
             after.append(entry)
-        elif entry.image is not None and entry.name is not None and entry.image in chosen_set:
+        elif i in ownership.managed_at and entry.image in chosen_set and entry.name is not None:
             after.append(entry)
             owned[entry.name] = entry.image
             names[entry.image] = entry.name
@@ -414,10 +459,6 @@ def _parse_or_none(text: str | None) -> ImageRef | None:
         return parse_reference(text)
     except InvalidReference:
         return None
-
-
-def _failed_kinds(failed: Mapping[str, str]) -> str:
-    return ", ".join(sorted(failed))
 
 
 def _gib(n: int) -> str:

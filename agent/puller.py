@@ -36,14 +36,16 @@ import hashlib
 import json
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # only `short_name`, `tag`, `digest` and `str()` are used at run time
     from agent.refs import ImageRef
 
 __all__ = [
+    "KINDS_ANNOTATION",
     "OWNED_ANNOTATION",
+    "RESERVED_NAMES",
     "Entry",
     "InvalidPullerCR",
     "PullerCR",
@@ -51,7 +53,9 @@ __all__ = [
     "is_dns1123_label",
     "parse_images",
     "puller_view",
+    "read_entry_kinds",
     "read_owned",
+    "render_entry_kinds",
     "read_puller",
     "render_images",
     "render_owned",
@@ -59,6 +63,12 @@ __all__ = [
 ]
 
 OWNED_ANNOTATION = "prepull-agent.io/owned-entries"
+# {entry name: [kinds of the objects using its image]}: what keeps an entry when one of
+# those kinds cannot be listed.
+KINDS_ANNOTATION = "prepull-agent.io/entry-kinds"
+# Container names the puller's DaemonSet uses itself (newer pullers copy their `sleep`
+# binary with an init container of this name): an entry named so would collide with it.
+RESERVED_NAMES = frozenset({"copy-sleep"})
 
 KIND = "KubernetesImagePuller"
 
@@ -126,6 +136,8 @@ class Entry:
         would break the DaemonSet or be read differently by the puller."""
         if not is_dns1123_label(name):
             raise ValueError(f"entry name is not a DNS-1123 label: {name!r}")
+        if name in RESERVED_NAMES:
+            raise ValueError(f"entry name is used by the puller itself: {name!r}")
         if not _is_image_text(image):
             raise ValueError(f"image cannot be written in spec.images: {image!r}")
         return cls(text=f"{name}={image}", name=name, image=image)
@@ -213,7 +225,7 @@ def entry_name(ref: ImageRef, *, taken: Collection[str]) -> str:
     so every candidate fits 63 characters. Keeping an entry's name once chosen is the
     caller's job: call this only for images that have no name yet.
     """
-    used = frozenset(taken)
+    used = frozenset(taken) | RESERVED_NAMES
     base = _sanitize(ref.short_name)[:_LABEL_MAX].rstrip("-") or "image"
     if base not in used:
         return base
@@ -270,6 +282,26 @@ def render_owned(owned: Mapping[str, str]) -> str:
     return json.dumps(dict(owned), sort_keys=True, separators=(",", ":"))
 
 
+def read_entry_kinds(annotations: Mapping[str, str] | None) -> dict[str, tuple[str, ...]]:
+    """{entry name: kinds} from KINDS_ANNOTATION; anything malformed is left out (never raises)."""
+    raw = annotations.get(KINDS_ANNOTATION) if isinstance(annotations, Mapping) else None
+    try:
+        decoded: Any = json.loads(raw) if isinstance(raw, str) else None
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(decoded, dict):
+        return {}
+    return {
+        name: tuple(sorted(set(kinds)))
+        for name, kinds in decoded.items()
+        if is_dns1123_label(name) and isinstance(kinds, list) and all(isinstance(k, str) and k for k in kinds)
+    }
+
+
+def render_entry_kinds(kinds: Mapping[str, Sequence[str]]) -> str:
+    return json.dumps({name: sorted(set(k)) for name, k in kinds.items()}, sort_keys=True, separators=(",", ":"))
+
+
 @dataclass(frozen=True, slots=True)
 class PullerCR:
     """What the agent needs from a KubernetesImagePuller object."""
@@ -280,6 +312,7 @@ class PullerCR:
     images: str  # spec.images, "" if absent
     owned: dict[str, str]  # from OWNED_ANNOTATION
     node_selector: dict[str, str]  # spec.nodeSelector decoded; {} if absent or empty
+    entry_kinds: dict[str, tuple[str, ...]] = field(default_factory=dict)  # from KINDS_ANNOTATION
 
     def entries(self) -> tuple[Entry, ...]:
         return parse_images(self.images)
@@ -344,6 +377,7 @@ def read_puller(obj: Mapping[str, Any]) -> PullerCR:
         images=images,
         owned=read_owned(metadata.get("annotations")),
         node_selector=node_selector,
+        entry_kinds=read_entry_kinds(metadata.get("annotations")),
     )
 
 

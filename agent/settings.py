@@ -612,6 +612,17 @@ def _parse_budget(value: Any) -> DiskBudget:
         raise _Bad() from None
 
 
+def _all_references(values: tuple[str, ...]) -> bool:
+    from agent.refs import InvalidReference, parse_reference  # pure; imported late to keep this module first
+
+    for value in values:
+        try:
+            parse_reference(value)
+        except InvalidReference as e:
+            raise _Bad(f"{value!r} {e.reason}") from None
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class Selection(_Node):
     """Which images make the list."""
@@ -633,7 +644,11 @@ class Selection(_Node):
         "most selected images used by only one single namespace (0: no limit)",
         check=_at_least(0),
     )
-    pinned: tuple[str, ...] = _setting((), "image references always in the list")
+    pinned: tuple[str, ...] = _setting(
+        (),
+        "image references always in the list",
+        check=_Check(_all_references, must="a list of image references such as quay.io/org/image:tag"),
+    )
     exclude: tuple[str, ...] = _setting(
         (), "glob patterns over the normalised reference; matching images are always left out"
     )

@@ -38,6 +38,7 @@ from hypothesis import strategies as st
 from agent.model import Rejection
 from agent.plan import Plan, make_plan
 from agent.puller import (
+    KINDS_ANNOTATION,
     OWNED_ANNOTATION,
     PullerCR,
     is_dns1123_label,
@@ -45,6 +46,7 @@ from agent.puller import (
     puller_view,
     read_owned,
     read_puller,
+    render_entry_kinds,
     render_images,
     render_owned,
 )
@@ -206,10 +208,12 @@ def open_settings(**selection: Any) -> Settings:
     return replace(base, selection=replace(base.selection, **sel))
 
 
-def cr(images: str = f"{ADMIN};", owned: Any = None) -> PullerCR:
+def cr(images: str = f"{ADMIN};", owned: Any = None, kinds: Any = None) -> PullerCR:
     meta: dict[str, Any] = {"name": "image-puller", "namespace": "openshift-operators", "resourceVersion": "7"}
     if owned is not None:
         meta["annotations"] = {OWNED_ANNOTATION: owned}
+    if kinds is not None:
+        meta.setdefault("annotations", {})[KINDS_ANNOTATION] = kinds
     return read_puller({"metadata": meta, "spec": {"images": images}})
 
 
@@ -239,14 +243,12 @@ def assert_sound(plan: Plan, text: str) -> dict[str, str]:
     assert [e.text for e in parse_images(text)] == [e.text for e in plan.entries_after]
     names = [e.name for e in plan.entries_after if e.name is not None]
     before = {e.text for e in plan.entries_before}
-    names_before = [e.name for e in plan.entries_before if e.name is not None]
     for name, image in plan.owned_after.items():
         assert is_dns1123_label(name), name
-        # a name the agent gives is used by no other entry (an administrator may have
-        # repeated a name the agent already had: that shadowing predates this plan)
-        assert names.count(name) == max(1, names_before.count(name)), f"agent name {name!r} is not unique"
-        if names.count(name) == 1:
-            assert view[name] == image
+        # a name the agent keeps or gives is used by no other entry: one it shared with an
+        # administrator's entry is given up, since the puller keeps only the last of the two
+        assert names.count(name) == 1, f"agent name {name!r} is not unique"
+        assert view[name] == image
         ref = parse_reference(image)  # raises for an invalid image
         if f"{name}={image}" not in before:
             assert str(ref) == image, "the agent writes canonical references only"
@@ -344,7 +346,7 @@ def test_names_that_collide_after_sanitising_stay_valid_unique_and_stable():
     assert all(len(name) <= 63 for name in view)
 
     # applying the plan and planning again changes nothing; adding a colliding image renames nothing
-    applied = cr(text, render_owned(plan.owned_after))
+    applied = cr(text, render_owned(plan.owned_after), render_entry_kinds(plan.entry_kinds_after))
     assert not plan_for(observe(objects), applied, open_settings()).changed
     more = [*objects, ("Notebook", notebook("late", "team-1", "quay.io/q/wb:1"))]
     later = plan_for(observe(more), applied, open_settings())
@@ -470,7 +472,7 @@ def test_a_failed_nodes_listing_does_not_lift_the_disk_budget():
     observation.nodes.sizes.update({small: 5 * GiB, big: 140 * GiB})
     clean = plan_for(observation, cr(), Settings())  # budget: 30% of 100 GiB
     assert [c.image for c in clean.selected] == [small]
-    applied = cr(written(clean), render_owned(clean.owned_after))
+    applied = cr(written(clean), render_owned(clean.owned_after), render_entry_kinds(clean.entry_kinds_after))
 
     partial = observe(objects)  # the same cluster, but the Node listing failed
     plan = plan_for(partial, applied, Settings(), failed={"Node": "GET /api/v1/nodes: HTTP 503"})

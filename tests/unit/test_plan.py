@@ -11,7 +11,7 @@ from agent.model import ObjectRef, Rejection, Role, State, Usage
 from agent.plan import Plan, make_plan
 from agent.puller import OWNED_ANNOTATION, PullerCR, parse_images, puller_view, read_owned, render_images, render_owned
 from agent.refs import parse_reference
-from agent.settings import DiskBudget, References, Selection, Settings
+from agent.settings import DiskBudget, References, Settings, SettingsError
 from agent.sources.nodes import NodeInfo
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -45,7 +45,7 @@ def plan(usages: list[Usage], puller: PullerCR | None = None, *, cfg: Settings |
 
 def applied(p: Plan) -> PullerCR:
     """The CR as it would be after writing the plan."""
-    return cr(render_images(p.entries_after), dict(p.owned_after))
+    return replace(cr(render_images(p.entries_after), dict(p.owned_after)), entry_kinds=dict(p.entry_kinds_after))
 
 
 def selected_images(p: Plan) -> list[str]:
@@ -131,7 +131,7 @@ def test_second_cycle_on_the_result_changes_nothing():
 def test_layout_differences_alone_are_not_a_change():
     first = plan([use("quay.io/a/wb:1")], cr(ADMIN))
     one_line = " ; ".join(e.text for e in first.entries_after)  # as an administrator might reformat it
-    assert not plan([use("quay.io/a/wb:1")], cr(one_line, dict(first.owned_after))).changed
+    assert not plan([use("quay.io/a/wb:1")], replace(applied(first), images=one_line)).changed
 
 
 def test_names_are_stable_and_new_images_are_appended():
@@ -277,7 +277,62 @@ def test_rejections_pass_through_to_the_plan():
 
 
 @pytest.mark.parametrize("bad_pin", ["quay.io/x;y", "UPPER/case:1"])
-def test_an_invalid_pinned_reference_is_rejected_not_written(bad_pin: str):
-    p = plan([], cfg=settings(pinned=(bad_pin,)))
-    assert p.entries_after == ()
-    assert [r.field for r in p.rejected] == ["selection.pinned[0]"]
+def test_an_invalid_pinned_reference_stops_the_agent_at_start(bad_pin: str):
+    with pytest.raises(SettingsError, match=r"pinned must be a list of image references"):
+        settings(pinned=(bad_pin,))
+
+
+# -- what keeps an entry when a kind cannot be listed ---------------------------------------
+
+
+def two_entries() -> PullerCR:
+    """The agent manages one image found in Notebooks and one found in LLMInferenceServices."""
+    first = plan([use("quay.io/x/nb:1", name="n"), use("quay.io/x/llm:1", kind="LLMInferenceService", name="l")])
+    assert dict(first.entry_kinds_after) == {"nb": ("Notebook",), "llm": ("LLMInferenceService",)}
+    return applied(first)
+
+
+def test_a_failed_kind_keeps_only_the_entries_it_supplied():
+    p = make_plan(usages=[], rejections=[], puller=two_entries(), nodes=[], sizes={},
+                  failed_sources={"Notebook": "HTTP 503"}, applications_namespace=APPS, settings=settings(), now=NOW)
+    assert [e.name for e in p.entries_after] == ["nb"]
+    assert by_image(p, "quay.io/x/nb:1").reason == "kept: Notebook could not be listed this cycle"
+
+
+def test_a_missing_crd_keeps_the_entries_it_supplied():
+    p = make_plan(usages=[use("quay.io/x/nb:1", name="n")], rejections=[], puller=two_entries(), nodes=[], sizes={},
+                  failed_sources={}, missing_sources={"LLMInferenceService": "404"}, applications_namespace=APPS,
+                  settings=settings(), now=NOW)
+    assert [e.name for e in p.entries_after] == ["llm", "nb"]
+    assert not p.changed
+
+
+def test_entries_without_a_record_are_kept_whenever_anything_failed():
+    legacy = replace(two_entries(), entry_kinds={})
+    p = make_plan(usages=[], rejections=[], puller=legacy, nodes=[], sizes={}, failed_sources={"Template": "403"},
+                  applications_namespace=APPS, settings=settings(), now=NOW)
+    assert [e.name for e in p.entries_after] == ["llm", "nb"]
+
+
+def test_a_failed_dscinitialization_keeps_every_entry():
+    p = make_plan(usages=[], rejections=[], puller=two_entries(), nodes=[], sizes={},
+                  failed_sources={"DSCInitialization": "HTTP 500"}, applications_namespace=APPS,
+                  settings=settings(), now=NOW)
+    assert [e.name for e in p.entries_after] == ["llm", "nb"]
+
+
+def test_an_administrator_entry_with_a_managed_name_is_not_overridden():
+    """The puller keeps the last of two equal names: the agent gives its entry up and lists
+    its image under another name, so the administrator's image is the one pulled."""
+    mine = applied(plan([use("quay.io/modh/vllm:1")]))
+    theirs = replace(mine, images="vllm=quay.io/admin/vllm:9;\n" + mine.images)
+    p = plan([use("quay.io/modh/vllm:1")], theirs)
+    view = puller_view(render_images(p.entries_after))
+    assert view["vllm"] == "quay.io/admin/vllm:9"
+    assert "quay.io/modh/vllm:1" in view.values() and "vllm" not in p.owned_after
+
+
+def test_no_entry_is_named_like_the_pullers_own_container():
+    p = plan([use("quay.io/x/copy-sleep:1"), use("quay.io/y/copy_sleep:2", name="other")])
+    assert "copy-sleep" not in [e.name for e in p.entries_after]
+    assert len(p.entries_after) == 2

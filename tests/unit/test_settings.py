@@ -200,7 +200,7 @@ DATA_ERRORS = [
     ),
     pytest.param(
         {"selection": {"pinned": "quay.io/a:1"}},
-        "config c.yaml: selection.pinned must be a list of non-empty strings, got 'quay.io/a:1' (str)",
+        "config c.yaml: selection.pinned must be a list of image references such as quay.io/org/image:tag, got 'quay.io/a:1' (str)",
         id="list-not-a-string",
     ),
     pytest.param(
