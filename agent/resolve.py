@@ -6,13 +6,20 @@ the sources:
 - **Aliases.** A workbench may name its image by the internal-registry tag
   (`image-registry.openshift-image-registry.svc:5000/NS/STREAM:TAG`), by the stream's
   `from` reference, or by the resolved digest. All three are one image: each usage is
-  rewritten to the stream tag's resolved reference, so it is counted once.
+  rewritten to the stream tag's resolved reference, so it is counted once. Only streams
+  the usage may trust speak for it: those of the applications namespace and, first, those
+  of the usage's own namespace (`StreamFindings.alias`); the same holds for the stream tag
+  a Notebook's `last-image-selection` names.
 - **Runtimes.** An InferenceService names a runtime (a ServingRuntime in its namespace,
-  else a ClusterServingRuntime of that name) or lets KServe pick one: the auto-selectable
-  runtimes supporting its model format, highest priority first, namespace runtimes before
-  cluster ones. `runtimeVersion` replaces the main container image's tag unless the image
-  is pinned by digest; `image` replaces it outright. A service whose runtime cannot be
-  found is reported as a problem, not an error.
+  else a ClusterServingRuntime of that name) or lets KServe pick one, as KServe's
+  `GetSupportingRuntimes` does (kserve/kserve `pkg/apis/serving/v1beta1/predictor_model.go`):
+  not disabled, not multi-model (ModelMesh), multi-node exactly when the predictor has a
+  `workerSpec`, supporting the model format label and the predictor's protocol; namespace
+  runtimes always before cluster ones; within each, highest priority of the model format
+  first (unset last), then the lowest protocol version, the newest, the name.
+  `runtimeVersion` replaces the `kserve-container` image's tag unless the image is pinned
+  by digest; `image` replaces it outright. A service whose runtime cannot be found, or whose
+  runtime has no `kserve-container`, is reported as a problem, not an error.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from dataclasses import dataclass
 from agent.model import Rejection, Role, State, StreamTag, Usage
 from agent.refs import ImageRef, InvalidReference
 from agent.sources import Observation
+from agent.sources.imagestreams import StreamFindings
 from agent.sources.serving import MAIN_CONTAINER, ModelServer, Runtime
 
 
@@ -60,23 +68,29 @@ def resolve(observation: Observation) -> Inventory:
 
 class _Aliases:
     def __init__(self, observation: Observation) -> None:
-        self._aliases: Mapping[str, ImageRef] = observation.streams.aliases
+        self._streams: StreamFindings = observation.streams
         self._stream_tags: Mapping[StreamTag, ImageRef] = observation.streams.stream_tags
         self._applications_namespace = observation.applications_namespace
 
     def __call__(self, usage: Usage) -> Usage:
-        resolved = self._aliases.get(str(usage.image)) or self._selected_stream_image(usage)
+        resolved = self._streams.alias(
+            str(usage.image), namespace=usage.source.namespace, applications_namespace=self._applications_namespace
+        ) or self._selected_stream_image(usage)
         if resolved is None or resolved == usage.image:
             return usage
         return Usage(resolved, usage.source, usage.field, usage.role, usage.state, usage.stream_tag)
 
     def _selected_stream_image(self, usage: Usage) -> ImageRef | None:
         """The stream tag named by `last-image-selection`, when the image is that stream's
-        registry path with that tag (an internal-registry spelling not listed as an alias)."""
+        registry path with that tag (an internal-registry spelling not listed as an alias).
+        Only a stream in the applications namespace or in the usage's own namespace: the
+        annotation is the tenant's to write, and may name any namespace."""
         selected = usage.stream_tag
         if selected is None:
             return None
         namespace = selected.namespace or self._applications_namespace
+        if namespace not in (self._applications_namespace, usage.source.namespace):
+            return None
         resolved = self._stream_tags.get(StreamTag(namespace, selected.stream, selected.tag))
         same_path = usage.image.repository == f"{namespace}/{selected.stream}" and usage.image.tag == selected.tag
         return resolved if same_path else None
@@ -86,24 +100,31 @@ def _model_server_usages(
     servers: Iterable[ModelServer], runtimes: Iterable[Runtime], rejections: list[Rejection], problems: list[str]
 ) -> Iterable[Usage]:
     by_name: dict[tuple[str, str], Runtime] = {}
-    for runtime in runtimes:
-        by_name.setdefault((runtime.namespace, runtime.name), runtime)
-    runtime_list = sorted(by_name.values(), key=lambda r: (r.namespace == "", r.namespace, r.name))
+    for r in runtimes:
+        by_name.setdefault((r.namespace, r.name), r)
+    by_scope: dict[str, list[Runtime]] = {}  # namespace, or "" for the cluster-scoped
+    for r in by_name.values():
+        by_scope.setdefault("" if r.cluster_scoped else r.namespace, []).append(r)
 
     for server in servers:
-        found = _runtime_for(server, by_name, runtime_list)
-        if found is None:
+        runtime = _runtime_for(server, by_name, by_scope)
+        if runtime is None:
             problems.append(f"{server.source}: {_why_unresolved(server)}")
             continue
-        runtime = found
+        main = runtime.main_image
+        if main is None:
+            problems.append(
+                f"{server.source}: runtime {runtime.source} has no {MAIN_CONTAINER} in spec.containers "
+                "(KServe refuses it)"
+            )
+            continue
         state = State.READY if server.ready else State.NOT_READY
         for image in runtime.images:
             ref = image.image
-            main = image.container == MAIN_CONTAINER or (image is runtime.images[0] and not _has_main(runtime))
             field = f"spec.predictor (runtime {runtime.source}: {image.field})"
-            if main and server.image_override is not None:
+            if image is main and server.image_override is not None:
                 ref, field = server.image_override, "spec.predictor.model.image"
-            elif main and server.runtime_version and ref.digest is None:
+            elif image is main and server.runtime_version and ref.digest is None:
                 try:
                     ref = ref.with_tag(server.runtime_version)
                 except InvalidReference as e:
@@ -117,12 +138,8 @@ def _model_server_usages(
             yield Usage(ref, server.source, field, Role.SERVING_RUNTIME, state)
 
 
-def _has_main(runtime: Runtime) -> bool:
-    return any(i.container == MAIN_CONTAINER for i in runtime.images)
-
-
 def _runtime_for(
-    server: ModelServer, by_name: Mapping[tuple[str, str], Runtime], runtimes: list[Runtime]
+    server: ModelServer, by_name: Mapping[tuple[str, str], Runtime], by_scope: Mapping[str, list[Runtime]]
 ) -> Runtime | None:
     namespace = server.source.namespace
     if server.runtime:
@@ -130,14 +147,51 @@ def _runtime_for(
         return found if found is not None and not found.disabled else None
     if not server.model_format:
         return None
-    best: tuple[int, Runtime] | None = None
-    for runtime in runtimes:  # namespace runtimes first: they win ties
-        if runtime.disabled or runtime.namespace not in (namespace, ""):
-            continue
-        fmt = runtime.supports(server.model_format, server.format_version)
-        if fmt is not None and (best is None or fmt.priority > best[0]):
-            best = (fmt.priority, runtime)
-    return best[1] if best else None
+    # KServe's GetSupportingRuntimes(...)[0]: the namespace's runtimes always come before the
+    # cluster's, whatever their priorities. (OpenShift AI's own KServe build, the `distro`
+    # tag of opendatahub-io/kserve, skips ClusterServingRuntimes here altogether; keeping
+    # them as the fallback only adds a candidate where that build would find none.)
+    for scope in (namespace, ""):
+        supporting = [r for r in by_scope.get(scope, ()) if _auto_selectable(r, server)]
+        if supporting:
+            return _kserve_order(supporting, server.model_format)[0]
+    return None
+
+
+def _auto_selectable(runtime: Runtime, server: ModelServer) -> bool:
+    """KServe's filter: not disabled, `IsMultiModelRuntime() == isMMS` (false for an
+    InferenceService the KServe controller reconciles), `IsMultiNodeRuntime() ==
+    isMultinode` (the predictor has a workerSpec), `RuntimeSupportsModel`, and
+    `IsProtocolVersionSupported`."""
+    return (
+        not runtime.disabled
+        and not runtime.multi_model
+        and runtime.multi_node == server.multi_node
+        and runtime.supports(server.model_format, server.format_version)
+        and runtime.supports_protocol(server.protocol)
+    )
+
+
+def _kserve_order(runtimes: list[Runtime], model_format: str) -> list[Runtime]:
+    """KServe's order within one scope, as successive stable sorts, last key first:
+
+    - `sortServingRuntimeList`: lowest protocol version first, then the newest
+      (`creationTimestamp` desc; unknown counts as oldest, like Go's zero time), then name asc;
+    - `sortSupportedRuntimeByPriority`: the priority of the model format, highest first, a
+      runtime without one after every runtime with one, ties keeping the order above.
+
+    KServe uses `sort.Slice`, which is only guaranteed stable for short lists (insertion
+    sort up to 12 elements); a stable sort is what its comment ("the order is kept") means.
+    """
+    ordered = sorted(runtimes, key=lambda r: r.name)
+    ordered.sort(key=lambda r: r.created, reverse=True)  # reverse keeps ties in order
+    ordered.sort(key=lambda r: r.protocol_rank)
+    ordered.sort(key=lambda r: _by_priority(r.priority_for(model_format)))
+    return ordered
+
+
+def _by_priority(priority: int | None) -> tuple[bool, int]:
+    return (priority is None, -(priority or 0))
 
 
 def _why_unresolved(server: ModelServer) -> str:

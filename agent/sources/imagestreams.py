@@ -11,6 +11,13 @@ nothing by existing, and count only through the workloads that use them.
 Every stream tag also yields aliases: the other spellings of the same image (the
 internal-registry `REPO:TAG`, the `spec.tags[].from` reference) mapped to the resolved
 one, so a workbench that names the image either way counts once.
+
+Aliases are scoped by the stream's namespace, because whoever can create a stream can
+claim any spelling: a stream in a project namespace could otherwise make every workbench
+in the cluster that names `registry.corp/ml/vllm:1` count as an image of its choosing. So
+a stream in the applications namespace (admin-controlled) speaks for every usage, and a
+stream in a project namespace only for usages in that same namespace, where it takes
+precedence (that is how project-scoped workbench images work). See `StreamFindings.alias`.
 """
 
 from __future__ import annotations
@@ -34,16 +41,42 @@ OUTDATED = "opendatahub.io/image-tag-outdated"
 
 @dataclass
 class StreamFindings(Findings):
-    """Usages plus the tables that tie other spellings to the resolved image."""
+    """Usages plus the tables that tie other spellings to the resolved image.
 
-    aliases: dict[str, ImageRef] = field(default_factory=dict)
+    `aliases` maps a spelling to every stream tag that claims it (with the namespace the
+    stream lives in) and the image that tag resolves to. Claims are kept apart rather than
+    overwritten, so the answer never depends on the order the streams were listed in.
+    """
+
+    aliases: dict[str, dict[StreamTag, ImageRef]] = field(default_factory=dict)
     stream_tags: dict[StreamTag, ImageRef] = field(default_factory=dict)
 
     def extend(self, other: Findings) -> None:
         super().extend(other)
         if isinstance(other, StreamFindings):
-            self.aliases.update(other.aliases)
+            for spelling, claims in other.aliases.items():
+                self.aliases.setdefault(spelling, {}).update(claims)
             self.stream_tags.update(other.stream_tags)
+
+    def alias(self, spelling: str, *, namespace: str, applications_namespace: str) -> ImageRef | None:
+        """The image `spelling` stands for, seen from a usage in `namespace` ("" when the
+        usage is cluster-scoped): a claim by a stream in that namespace first, else by a
+        stream in the applications namespace. Streams in any other namespace are not heard.
+
+        When several stream tags in one scope claim the spelling, the smallest
+        (stream name, tag) wins. Any of them is a faithful answer (each says the spelling is
+        its image, and the scope already limits who can say so); a fixed rule keeps the
+        result independent of list order, and unlike dropping the alias it still counts the
+        workbench as one of the images offered.
+        """
+        claims = self.aliases.get(spelling)
+        if not claims:
+            return None
+        for scope in (namespace, applications_namespace):
+            owners = [claim for claim in claims if claim.namespace == scope]
+            if owners:
+                return claims[min(owners)]
+        return None
 
 
 def read_image_stream(obj: Mapping[str, Any], *, applications_namespace: str) -> StreamFindings:
@@ -76,7 +109,8 @@ def read_image_stream(obj: Mapping[str, Any], *, applications_namespace: str) ->
         if resolved is None:
             continue
 
-        out.stream_tags[StreamTag(source.namespace, source.name, tag)] = resolved
+        stream_tag = StreamTag(source.namespace, source.name, tag)
+        out.stream_tags[stream_tag] = resolved
         for spelling in (
             f"{internal_repo}:{tag}" if internal_repo else None,
             f"{public_repo}:{tag}" if public_repo else None,
@@ -85,7 +119,7 @@ def read_image_stream(obj: Mapping[str, Any], *, applications_namespace: str) ->
             if spelling:
                 alias = parse_image(spelling, source=source, field=f"spec.tags[{tag}]", findings=out)
                 if alias is not None and alias != resolved:
-                    out.aliases[str(alias)] = resolved
+                    out.aliases.setdefault(str(alias), {})[stream_tag] = resolved
 
         if offered_to_all:
             state = _offer_state(hidden=hidden, tag_annotations=spec_tag.get("annotations"))

@@ -10,10 +10,17 @@ An InferenceService becomes a `ModelServer`: which runtime it names or which mod
 it needs, and its overrides. Matching it to a runtime needs every runtime first, so that
 happens in `agent.resolve`. What it names itself (ModelCar `oci://` storage, custom
 predictor and transformer containers) becomes usages here directly.
+
+What a runtime records is what KServe's auto-selection reads (kserve/kserve,
+`pkg/apis/serving/v1beta1/predictor_model.go` `GetSupportingRuntimes`, and
+`pkg/apis/serving/v1alpha1/servingruntime_types.go`): the supported model formats with
+their optional version and priority, `multiModel`, `protocolVersions`, whether it has a
+`workerSpec`, and its creation time (the tie-break).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +45,15 @@ INFERENCE_SERVICE = "InferenceService"
 LLM_INFERENCE_SERVICE = "LLMInferenceService"
 TEMPLATE_LABEL_SELECTOR = "opendatahub.io/dashboard=true"
 MAIN_CONTAINER = "kserve-container"
+# KServe `ModelSpec.GetProtocol()`: a predictor that names no protocolVersion speaks v1.
+DEFAULT_PROTOCOL = "v1"
+# KServe `constants.GetProtocolVersionInt`: a runtime ranks by the lowest of its protocols;
+# none, or only unknown ones, rank last (`Unknown`).
+PROTOCOL_RANK = {"v1": 1, "v2": 2, "grpc-v1": 3, "grpc-v2": 4}
+UNKNOWN_PROTOCOL_RANK = 5
+# metav1.Time as the API server writes it: RFC 3339, UTC, whole seconds. In this exact form
+# string order is time order; anything else is treated as unknown.
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 # Predictor fields of the older v1beta1 shape: the key is the model format.
 FRAMEWORKS = (
     "sklearn",
@@ -56,9 +72,9 @@ FRAMEWORKS = (
 @dataclass(frozen=True, slots=True)
 class ModelFormat:
     name: str
-    version: str
+    version: str | None  # None: not given (not the same as "" to KServe)
     auto_select: bool
-    priority: int
+    priority: int | None  # None: not given; ranks after any given priority
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +82,7 @@ class RuntimeImage:
     container: str
     field: str
     image: ImageRef
+    main: bool = False  # the `kserve-container` of `spec.containers`: what runtimeVersion and model.image replace
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,17 +93,52 @@ class Runtime:
     images: tuple[RuntimeImage, ...]
     formats: tuple[ModelFormat, ...]
     disabled: bool
+    multi_model: bool = False  # `multiModel: true`: a ModelMesh runtime
+    multi_node: bool = False  # has a `workerSpec`
+    protocols: tuple[str, ...] = ()  # `protocolVersions`; empty: any
+    created: str = ""  # `metadata.creationTimestamp` (RFC 3339 UTC), "" when unknown
 
-    def supports(self, model_format: str, version: str) -> ModelFormat | None:
-        """The auto-selectable format entry matching, as KServe's auto-selection checks it."""
+    @property
+    def cluster_scoped(self) -> bool:
+        return self.source.kind == CLUSTER_SERVING_RUNTIME
+
+    @property
+    def main_image(self) -> RuntimeImage | None:
+        """The `kserve-container`. KServe requires one in `spec.containers` and refuses the
+        runtime without it (`MergeServingRuntimeAndInferenceServiceSpecs`): no guessing."""
+        return next((i for i in self.images if i.main), None)
+
+    def supports(self, model_format: str, version: str | None) -> bool:
+        """KServe's `RuntimeSupportsModel` for a predictor that names no runtime.
+
+        KServe compares labels: the runtime offers `mt:NAME` for every auto-selectable
+        format, plus `mt:NAME:VERSION` when the format has a version; the model asks for
+        `mt:NAME:VERSION` if it has a version, else `mt:NAME`. So a versioned model needs a
+        runtime format of exactly that version, an unversioned model takes any version of
+        the name, and names are compared case-sensitively.
+        """
+        offered = set()
         for f in self.formats:
-            if (
-                f.auto_select
-                and f.name.lower() == model_format.lower()
-                and (not version or not f.version or f.version == version)
-            ):
-                return f
-        return None
+            if f.auto_select:
+                offered.add(f"mt:{f.name}")
+                if f.version is not None:
+                    offered.add(f"mt:{f.name}:{f.version}")
+        wanted = f"mt:{model_format}" if version is None else f"mt:{model_format}:{version}"
+        return wanted in offered
+
+    def priority_for(self, model_format: str) -> int | None:
+        """KServe's `GetPriority`: the priority of the first format entry of that name,
+        whatever its version or autoSelect."""
+        return next((f.priority for f in self.formats if f.name == model_format), None)
+
+    def supports_protocol(self, protocol: str) -> bool:
+        """KServe's `IsProtocolVersionSupported`."""
+        return not protocol or not self.protocols or protocol in self.protocols
+
+    @property
+    def protocol_rank(self) -> int:
+        """KServe's `GetProtocolVersionPriority`: lower ranks first."""
+        return min((PROTOCOL_RANK.get(p, UNKNOWN_PROTOCOL_RANK) for p in self.protocols), default=UNKNOWN_PROTOCOL_RANK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +148,12 @@ class ModelServer:
     source: ObjectRef
     runtime: str  # "" = auto-select by model format
     model_format: str
-    format_version: str
+    format_version: str | None  # None: not given
     runtime_version: str
     image_override: ImageRef | None
     ready: bool
+    protocol: str = DEFAULT_PROTOCOL  # `protocolVersion`
+    multi_node: bool = False  # `spec.predictor.workerSpec` is set
 
 
 @dataclass
@@ -118,7 +172,14 @@ def read_serving_runtime(obj: Mapping[str, Any], *, kind: str, applications_name
     """A ServingRuntime or ClusterServingRuntime."""
     source = object_ref(kind, obj)
     offered = kind == CLUSTER_SERVING_RUNTIME or source.namespace == applications_namespace
-    return _runtime(obj.get("spec"), source=source, path="spec", offered=offered)
+    created = as_str(dig(obj, "metadata", "creationTimestamp"))
+    return _runtime(
+        obj.get("spec"),
+        source=source,
+        path="spec",
+        offered=offered,
+        created=created if _TIMESTAMP.fullmatch(created) else "",
+    )
 
 
 def read_template(obj: Mapping[str, Any]) -> ServingFindings:
@@ -133,34 +194,53 @@ def read_template(obj: Mapping[str, Any]) -> ServingFindings:
     return out
 
 
-def _runtime(spec: Any, *, source: ObjectRef, path: str, offered: bool) -> ServingFindings:
+def _runtime(spec: Any, *, source: ObjectRef, path: str, offered: bool, created: str = "") -> ServingFindings:
     out = ServingFindings()
     images: list[RuntimeImage] = []
+    main_field = f"{path}.containers[{MAIN_CONTAINER}].image"
     for pod_path, pod_spec in ((path, spec), (f"{path}.workerSpec", dig(spec, "workerSpec"))):
         for name, field_path, value in containers(pod_spec, pod_path):
             image = parse_image(value, source=source, field=field_path, findings=out)
             if image is not None:
-                images.append(RuntimeImage(name, field_path, image))
+                # Only `spec.containers[kserve-container]` (the first, as KServe's
+                # GetContainerIndexByName): never an init container nor a worker's.
+                main = field_path == main_field and name == MAIN_CONTAINER and not any(i.main for i in images)
+                images.append(RuntimeImage(name, field_path, image, main))
                 if offered:
                     out.usages.append(Usage(image, source, field_path, Role.SERVING_RUNTIME, State.DEFINED))
     formats = tuple(
         ModelFormat(
             name=as_str(f.get("name")),
-            version=as_str(f.get("version")),
+            version=_optional_str(f.get("version")),
             auto_select=f.get("autoSelect") is True,
-            priority=_int(f.get("priority")),
+            priority=_optional_int(f.get("priority")),
         )
         for f in as_list(dig(spec, "supportedModelFormats"))
         if isinstance(f, Mapping)
     )
     out.runtimes.append(
-        Runtime(source, source.namespace, source.name, tuple(images), formats, dig(spec, "disabled") is True)
+        Runtime(
+            source,
+            source.namespace,
+            source.name,
+            tuple(images),
+            formats,
+            disabled=dig(spec, "disabled") is True,
+            multi_model=dig(spec, "multiModel") is True,
+            multi_node=isinstance(dig(spec, "workerSpec"), Mapping),
+            protocols=tuple(p for p in as_list(dig(spec, "protocolVersions")) if isinstance(p, str)),
+            created=created,
+        )
     )
     return out
 
 
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+def _optional_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _optional_str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def read_inference_service(obj: Mapping[str, Any]) -> ServingFindings:
@@ -174,15 +254,18 @@ def read_inference_service(obj: Mapping[str, Any]) -> ServingFindings:
         override = None
         if model.get("image") is not None:
             override = parse_image(model.get("image"), source=source, field=f"{path}.image", findings=out)
+        protocol = model.get("protocolVersion")
         out.model_servers.append(
             ModelServer(
                 source=source,
                 runtime=as_str(model.get("runtime")),
                 model_format=model_format,
-                format_version=as_str(dig(model, "modelFormat", "version")),
+                format_version=_optional_str(dig(model, "modelFormat", "version")),
                 runtime_version=as_str(model.get("runtimeVersion")),
                 image_override=override,
                 ready=ready,
+                protocol=protocol if isinstance(protocol, str) else DEFAULT_PROTOCOL,
+                multi_node=isinstance(dig(predictor, "workerSpec"), Mapping),
             )
         )
         _storage(model, path=path, source=source, state=state, out=out)

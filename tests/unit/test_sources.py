@@ -84,6 +84,13 @@ def test_project_streams_earn_no_baseline_but_still_resolve_aliases():
     found = read_image_stream(stream("team-a"), applications_namespace=APPS)
     assert found.usages == []
     assert StreamTag("team-a", "pytorch", "2025.1") in found.stream_tags
+    # the alias is claimed by the project stream, so it is scoped to its namespace
+    assert set(found.aliases["quay.io/modh/pytorch:2025.1"]) == {StreamTag("team-a", "pytorch", "2025.1")}
+    inv = resolve(observation(streams=[stream("team-a")], notebooks=[
+        notebook("mine", "team-a", image="quay.io/modh/pytorch:2025.1"),
+        notebook("theirs", "team-b", image="quay.io/modh/pytorch:2025.1"),
+    ]))
+    assert workbench_images(inv) == {"mine": f"quay.io/modh/pytorch@{D1}", "theirs": "quay.io/modh/pytorch:2025.1"}
 
 
 def test_runtime_image_streams_are_pipeline_runtimes():
@@ -142,6 +149,77 @@ def test_one_image_under_any_spelling_counts_as_the_stream_image(image):
     assert [str(u.image) for u in workbench] == [f"quay.io/modh/pytorch@{D1}"]
 
 
+def workbench_images(inv) -> dict[str, str]:
+    return {u.source.name: str(u.image) for u in inv.usages if u.source.kind == "Notebook" and u.role is Role.WORKBENCH}
+
+
+def tenant_stream(ns: str, name: str, *, from_name: str, resolved: str, tag: str = "1") -> dict:
+    return {
+        "metadata": {"name": name, "namespace": ns, "labels": {"opendatahub.io/notebook-image": "true"}},
+        "spec": {"tags": [{"name": tag, "from": {"kind": "DockerImage", "name": from_name}}]},
+        "status": {"dockerImageRepository": f"{INTERNAL}/{ns}/{name}",
+                   "publicDockerImageRepository": f"default-route.apps.example.com/{ns}/{name}",
+                   "tags": [{"tag": tag, "items": [{"dockerImageReference": resolved, "image": resolved.partition("@")[2]}]}]},
+    }
+
+
+def test_a_project_stream_cannot_alias_other_namespaces():
+    evil = tenant_stream("evil", "vllm", from_name="registry.corp/ml/vllm:1", resolved=f"quay.io/evil/miner@{D2}")
+    inv = resolve(observation(streams=[evil], notebooks=[
+        notebook("victim", "team-a", image="registry.corp/ml/vllm:1"),
+        notebook("internal", "team-a", image=f"{INTERNAL}/evil/vllm:1"),
+        notebook("public", "team-a", image="default-route.apps.example.com/evil/vllm:1"),
+        notebook("shared", APPS, image="registry.corp/ml/vllm:1"),
+    ]))
+    assert workbench_images(inv) == {
+        "victim": "registry.corp/ml/vllm:1",
+        "internal": f"{INTERNAL}/evil/vllm:1",
+        "public": "default-route.apps.example.com/evil/vllm:1",
+        "shared": "registry.corp/ml/vllm:1",
+    }
+    assert f"quay.io/evil/miner@{D2}" not in {str(u.image) for u in inv.usages}
+
+
+def test_a_project_stream_aliases_its_own_namespace():
+    shared = tenant_stream(APPS, "vllm", from_name="registry.corp/ml/vllm:1", resolved=f"registry.corp/ml/vllm@{D1}")
+    own = tenant_stream("team-a", "vllm", from_name="registry.corp/ml/vllm:1", resolved=f"registry.corp/ml/vllm@{D2}")
+    for streams in ([shared, own], [own, shared]):
+        inv = resolve(observation(streams=streams, notebooks=[
+            notebook("a", "team-a", image="registry.corp/ml/vllm:1"),
+            notebook("a-internal", "team-a", image=f"{INTERNAL}/team-a/vllm:1"),
+            notebook("b", "team-b", image="registry.corp/ml/vllm:1"),
+        ]))
+        # team-a's own stream wins for team-a; everyone else gets the applications namespace's
+        assert workbench_images(inv) == {
+            "a": f"registry.corp/ml/vllm@{D2}",
+            "a-internal": f"registry.corp/ml/vllm@{D2}",
+            "b": f"registry.corp/ml/vllm@{D1}",
+        }
+
+
+def test_alias_resolution_does_not_depend_on_list_order():
+    # two streams in one scope claim one spelling: the lexicographically smallest stream wins
+    alpha = tenant_stream(APPS, "alpha", from_name="registry.corp/ml/vllm:1", resolved=f"registry.corp/ml/vllm@{D1}")
+    beta = tenant_stream(APPS, "beta", from_name="registry.corp/ml/vllm:1", resolved=f"registry.corp/ml/vllm@{D2}")
+    results = []
+    for streams in ([alpha, beta], [beta, alpha]):
+        inv = resolve(observation(streams=streams, notebooks=[notebook("wb", "team-a", image="registry.corp/ml/vllm:1")]))
+        results.append(workbench_images(inv))
+    assert results == [{"wb": f"registry.corp/ml/vllm@{D1}"}] * 2
+
+
+def test_last_image_selection_only_trusts_the_applications_or_own_namespace():
+    evil = tenant_stream("evil", "pytorch", from_name="quay.io/x/unused:1", resolved=f"quay.io/evil/miner@{D2}",
+                         tag="2025.1")
+    other_host = "image-registry.openshift-image-registry.svc.cluster.local:5000/evil/pytorch:2025.1"
+    nb = notebook("wb", "team-a", image=other_host, selection="pytorch:2025.1")
+    nb["metadata"]["annotations"]["opendatahub.io/workbench-image-namespace"] = "evil"
+    own = notebook("wb", "evil", image=other_host, selection="pytorch:2025.1")
+    own["metadata"]["annotations"]["opendatahub.io/workbench-image-namespace"] = "evil"
+    assert workbench_images(resolve(observation(streams=[evil], notebooks=[nb]))) == {"wb": other_host}
+    assert workbench_images(resolve(observation(streams=[evil], notebooks=[own]))) == {"wb": f"quay.io/evil/miner@{D2}"}
+
+
 def test_last_image_selection_ties_an_unlisted_internal_registry_host():
     other_host = f"image-registry.openshift-image-registry.svc.cluster.local:5000/{APPS}/pytorch:2025.1"
     inv = resolve(observation(streams=[stream()], notebooks=[notebook(image=other_host, selection="pytorch:2025.1")]))
@@ -151,12 +229,14 @@ def test_last_image_selection_ties_an_unlisted_internal_registry_host():
 # -- serving ------------------------------------------------------------------------------
 
 
-def runtime(name: str, ns: str = "", *, image: str, formats=(), disabled: bool = False) -> tuple[str, dict]:
+def runtime(name: str, ns: str = "", *, image: str, formats=(), disabled: bool = False, created: str | None = None,
+            **spec) -> tuple[str, dict]:
     kind = "ServingRuntime" if ns else "ClusterServingRuntime"
     return kind, {
-        "metadata": {"name": name, **({"namespace": ns} if ns else {})},
+        "metadata": {"name": name, **({"namespace": ns} if ns else {}),
+                     **({"creationTimestamp": created} if created else {})},
         "spec": {"disabled": disabled, "supportedModelFormats": list(formats),
-                 "containers": [{"name": "kserve-container", "image": image}]},
+                 "containers": [{"name": "kserve-container", "image": image}], **spec},
     }
 
 
@@ -202,6 +282,118 @@ def test_auto_select_picks_the_highest_priority_auto_selectable_runtime():
         isvcs=[isvc("a", modelFormat={"name": "sklearn"})],
     ))
     assert served(inv) == {"a": "quay.io/x/high:1"}
+
+
+def auto(fmt: str = "vLLM", **extra) -> dict:
+    return {"name": fmt, "autoSelect": True, **extra}
+
+
+def test_auto_select_prefers_namespace_runtimes_even_over_a_higher_priority_cluster_runtime():
+    inv = resolve(observation(
+        runtimes=[runtime("cluster", image="quay.io/x/cluster:1", formats=[auto(priority=100)]),
+                  runtime("mine", "team-a", image="quay.io/x/mine:1", formats=[auto(priority=1)]),
+                  runtime("theirs", "team-b", image="quay.io/x/theirs:1", formats=[auto(priority=50)])],
+        isvcs=[isvc("a", modelFormat={"name": "vLLM"}), isvc("c", ns="team-c", modelFormat={"name": "vLLM"})],
+    ))
+    assert served(inv) == {"a": "quay.io/x/mine:1", "c": "quay.io/x/cluster:1"}
+
+
+def test_auto_select_ranks_an_unset_priority_after_any_set_one():
+    inv = resolve(observation(
+        runtimes=[runtime("aaa-unset", "team-a", image="quay.io/x/unset:1", formats=[auto()]),
+                  runtime("zzz-low", "team-a", image="quay.io/x/low:1", formats=[auto(priority=1)])],
+        isvcs=[isvc("a", modelFormat={"name": "vLLM"})],
+    ))
+    assert served(inv) == {"a": "quay.io/x/low:1"}
+
+
+def test_auto_select_ties_go_to_the_lowest_protocol_then_the_newest_then_the_name():
+    def pick(*runtimes) -> str:
+        return served(resolve(observation(runtimes=list(runtimes), isvcs=[isvc("a", modelFormat={"name": "vLLM"})])))["a"]
+
+    assert pick(runtime("b", "team-a", image="quay.io/x/b:1", formats=[auto()]),
+                runtime("a", "team-a", image="quay.io/x/a:1", formats=[auto()])) == "quay.io/x/a:1"
+    assert pick(runtime("a", "team-a", image="quay.io/x/old:1", formats=[auto()], created="2025-01-01T00:00:00Z"),
+                runtime("b", "team-a", image="quay.io/x/new:1", formats=[auto()], created="2026-01-01T00:00:00Z"),
+                ) == "quay.io/x/new:1"
+    assert pick(runtime("a", "team-a", image="quay.io/x/v2:1", formats=[auto()], protocolVersions=["v2"],
+                        created="2026-01-01T00:00:00Z"),
+                runtime("b", "team-a", image="quay.io/x/v1:1", formats=[auto()], protocolVersions=["v2", "v1"],
+                        created="2025-01-01T00:00:00Z"),
+                ) == "quay.io/x/v1:1"
+
+
+@pytest.mark.parametrize(
+    ("model_version", "runtime_version", "matches"),
+    [("2", "2", True), ("2", "3", False), ("2", None, False), (None, "2", True), (None, None, True)],
+    ids=["same-version", "other-version", "model-versioned-runtime-not", "model-unversioned", "neither"],
+)
+def test_auto_select_matches_format_versions_as_kserve_labels_do(model_version, runtime_version, matches):
+    fmt = auto("onnx", **({"version": runtime_version} if runtime_version else {}))
+    model = {"name": "onnx", **({"version": model_version} if model_version else {})}
+    inv = resolve(observation(runtimes=[runtime("ovms", "team-a", image="quay.io/x/ovms:1", formats=[fmt])],
+                              isvcs=[isvc("a", modelFormat=model)]))
+    assert served(inv) == ({"a": "quay.io/x/ovms:1"} if matches else {})
+
+
+def test_auto_select_format_names_are_case_sensitive():
+    inv = resolve(observation(runtimes=[runtime("rt", "team-a", image="quay.io/x/rt:1", formats=[auto("vLLM")])],
+                              isvcs=[isvc("a", modelFormat={"name": "vllm"}), isvc("b", modelFormat={"name": "vLLM"})]))
+    assert served(inv) == {"b": "quay.io/x/rt:1"}
+
+
+def test_auto_select_never_picks_a_multi_model_runtime():
+    inv = resolve(observation(
+        runtimes=[runtime("mesh", "team-a", image="quay.io/x/mesh:1", formats=[auto(priority=9)], multiModel=True),
+                  runtime("single", image="quay.io/x/single:1", formats=[auto(priority=1)], multiModel=False)],
+        isvcs=[isvc("a", modelFormat={"name": "vLLM"})],
+    ))
+    assert served(inv) == {"a": "quay.io/x/single:1"}
+
+
+def test_auto_select_filters_by_protocol_version_defaulting_to_v1():
+    inv = resolve(observation(
+        runtimes=[runtime("v2-only", "team-a", image="quay.io/x/v2:1", formats=[auto(priority=9)], protocolVersions=["v2"]),
+                  runtime("any", "team-a", image="quay.io/x/any:1", formats=[auto(priority=1)])],
+        isvcs=[isvc("default", modelFormat={"name": "vLLM"}),
+               isvc("v2", modelFormat={"name": "vLLM"}, protocolVersion="v2"),
+               isvc("grpc", modelFormat={"name": "vLLM"}, protocolVersion="grpc-v2")],
+    ))
+    assert served(inv) == {"default": "quay.io/x/any:1", "v2": "quay.io/x/v2:1", "grpc": "quay.io/x/any:1"}
+
+
+def test_auto_select_matches_multi_node_runtimes_only_to_multi_node_services():
+    worker = {"containers": [{"name": "worker-container", "image": "quay.io/x/multi:1"}]}
+    single = isvc("single", modelFormat={"name": "vLLM"})
+    multi = isvc("multi", modelFormat={"name": "vLLM"})
+    multi["spec"]["predictor"]["workerSpec"] = {}
+    inv = resolve(observation(
+        runtimes=[runtime("multi", "team-a", image="quay.io/x/multi:1", formats=[auto(priority=9)], workerSpec=worker),
+                  runtime("single", "team-a", image="quay.io/x/single:1", formats=[auto(priority=1)])],
+        isvcs=[single, multi],
+    ))
+    assert served(inv) == {"single": "quay.io/x/single:1", "multi": "quay.io/x/multi:1"}
+
+
+def test_the_main_container_is_the_kserve_container_never_an_init_or_worker_container():
+    inv = resolve(observation(
+        runtimes=[runtime("rt", "team-a", image="quay.io/x/main:1",
+                          initContainers=[{"name": "setup", "image": "quay.io/x/setup:1"}],
+                          workerSpec={"containers": [{"name": "kserve-container", "image": "quay.io/x/worker:1"}]})],
+        isvcs=[isvc("a", runtime="rt", runtimeVersion="2")],
+    ))
+    assert sorted(str(u.image) for u in inv.usages if u.source.name == "a") == [
+        "quay.io/x/main:2", "quay.io/x/setup:1", "quay.io/x/worker:1"]
+
+
+def test_a_runtime_without_a_kserve_container_is_reported_not_guessed():
+    _, obj = runtime("rt", "team-a", image="unused")
+    obj["spec"]["initContainers"] = [{"name": "setup", "image": "quay.io/x/setup:1"}]
+    obj["spec"]["containers"] = [{"name": "server", "image": "quay.io/x/server:1"}]
+    inv = resolve(observation(runtimes=[("ServingRuntime", obj)], isvcs=[isvc("a", runtime="rt", runtimeVersion="2")]))
+    assert served(inv) == {}
+    assert inv.problems == ("InferenceService team-a/a: runtime ServingRuntime team-a/rt has no kserve-container "
+                            "in spec.containers (KServe refuses it)",)
 
 
 def test_an_unresolvable_runtime_is_reported_not_fatal():
