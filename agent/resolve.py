@@ -111,20 +111,21 @@ def _model_server_usages(
         if runtime is None:
             problems.append(f"{server.source}: {_why_unresolved(server)}")
             continue
-        main = runtime.main_image
-        if main is None:
+        if not runtime.has_main_container:
             problems.append(
                 f"{server.source}: runtime {runtime.source} has no {MAIN_CONTAINER} in spec.containers "
                 "(KServe refuses it)"
             )
             continue
         state = State.READY if server.ready else State.NOT_READY
+        if server.image_override is not None:  # replaces the main image, even one that was rejected
+            yield Usage(server.image_override, server.source, "spec.predictor.model.image", Role.SERVING_RUNTIME, state)
         for image in runtime.images:
             ref = image.image
             field = f"spec.predictor (runtime {runtime.source}: {image.field})"
-            if image is main and server.image_override is not None:
-                ref, field = server.image_override, "spec.predictor.model.image"
-            elif image is main and server.runtime_version and ref.digest is None:
+            if image.main and server.image_override is not None:
+                continue
+            if image.main and server.runtime_version and ref.digest is None:
                 try:
                     ref = ref.with_tag(server.runtime_version)
                 except InvalidReference as e:

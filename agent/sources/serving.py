@@ -93,6 +93,7 @@ class Runtime:
     images: tuple[RuntimeImage, ...]
     formats: tuple[ModelFormat, ...]
     disabled: bool
+    has_main_container: bool = False  # `spec.containers` has a `kserve-container`, whatever its image
     multi_model: bool = False  # `multiModel: true`: a ModelMesh runtime
     multi_node: bool = False  # has a `workerSpec`
     protocols: tuple[str, ...] = ()  # `protocolVersions`; empty: any
@@ -101,12 +102,6 @@ class Runtime:
     @property
     def cluster_scoped(self) -> bool:
         return self.source.kind == CLUSTER_SERVING_RUNTIME
-
-    @property
-    def main_image(self) -> RuntimeImage | None:
-        """The `kserve-container`. KServe requires one in `spec.containers` and refuses the
-        runtime without it (`MergeServingRuntimeAndInferenceServiceSpecs`): no guessing."""
-        return next((i for i in self.images if i.main), None)
 
     def supports(self, model_format: str, version: str | None) -> bool:
         """KServe's `RuntimeSupportsModel` for a predictor that names no runtime.
@@ -197,14 +192,18 @@ def read_template(obj: Mapping[str, Any]) -> ServingFindings:
 def _runtime(spec: Any, *, source: ObjectRef, path: str, offered: bool, created: str = "") -> ServingFindings:
     out = ServingFindings()
     images: list[RuntimeImage] = []
+    # The main container is the first `spec.containers[kserve-container]`, as KServe's
+    # GetContainerIndexByName finds it: never an init container nor a worker's. KServe
+    # refuses a runtime without one (MergeServingRuntimeAndInferenceServiceSpecs), so there
+    # is no fallback to "the first image".
     main_field = f"{path}.containers[{MAIN_CONTAINER}].image"
+    main_seen = False
     for pod_path, pod_spec in ((path, spec), (f"{path}.workerSpec", dig(spec, "workerSpec"))):
         for name, field_path, value in containers(pod_spec, pod_path):
+            main = name == MAIN_CONTAINER and field_path == main_field and not main_seen
+            main_seen = main_seen or main
             image = parse_image(value, source=source, field=field_path, findings=out)
             if image is not None:
-                # Only `spec.containers[kserve-container]` (the first, as KServe's
-                # GetContainerIndexByName): never an init container nor a worker's.
-                main = field_path == main_field and name == MAIN_CONTAINER and not any(i.main for i in images)
                 images.append(RuntimeImage(name, field_path, image, main))
                 if offered:
                     out.usages.append(Usage(image, source, field_path, Role.SERVING_RUNTIME, State.DEFINED))
@@ -226,6 +225,9 @@ def _runtime(spec: Any, *, source: ObjectRef, path: str, offered: bool, created:
             tuple(images),
             formats,
             disabled=dig(spec, "disabled") is True,
+            has_main_container=any(
+                isinstance(c, Mapping) and c.get("name") == MAIN_CONTAINER for c in as_list(dig(spec, "containers"))
+            ),
             multi_model=dig(spec, "multiModel") is True,
             multi_node=isinstance(dig(spec, "workerSpec"), Mapping),
             protocols=tuple(p for p in as_list(dig(spec, "protocolVersions")) if isinstance(p, str)),

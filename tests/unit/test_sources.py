@@ -159,7 +159,8 @@ def tenant_stream(ns: str, name: str, *, from_name: str, resolved: str, tag: str
         "spec": {"tags": [{"name": tag, "from": {"kind": "DockerImage", "name": from_name}}]},
         "status": {"dockerImageRepository": f"{INTERNAL}/{ns}/{name}",
                    "publicDockerImageRepository": f"default-route.apps.example.com/{ns}/{name}",
-                   "tags": [{"tag": tag, "items": [{"dockerImageReference": resolved, "image": resolved.partition("@")[2]}]}]},
+                   "tags": [{"tag": tag,
+                             "items": [{"dockerImageReference": resolved, "image": resolved.partition("@")[2]}]}]},
     }
 
 
@@ -203,7 +204,8 @@ def test_alias_resolution_does_not_depend_on_list_order():
     beta = tenant_stream(APPS, "beta", from_name="registry.corp/ml/vllm:1", resolved=f"registry.corp/ml/vllm@{D2}")
     results = []
     for streams in ([alpha, beta], [beta, alpha]):
-        inv = resolve(observation(streams=streams, notebooks=[notebook("wb", "team-a", image="registry.corp/ml/vllm:1")]))
+        inv = resolve(observation(streams=streams,
+                                  notebooks=[notebook("wb", "team-a", image="registry.corp/ml/vllm:1")]))
         results.append(workbench_images(inv))
     assert results == [{"wb": f"registry.corp/ml/vllm@{D1}"}] * 2
 
@@ -309,7 +311,8 @@ def test_auto_select_ranks_an_unset_priority_after_any_set_one():
 
 def test_auto_select_ties_go_to_the_lowest_protocol_then_the_newest_then_the_name():
     def pick(*runtimes) -> str:
-        return served(resolve(observation(runtimes=list(runtimes), isvcs=[isvc("a", modelFormat={"name": "vLLM"})])))["a"]
+        inv = resolve(observation(runtimes=list(runtimes), isvcs=[isvc("a", modelFormat={"name": "vLLM"})]))
+        return served(inv)["a"]
 
     assert pick(runtime("b", "team-a", image="quay.io/x/b:1", formats=[auto()]),
                 runtime("a", "team-a", image="quay.io/x/a:1", formats=[auto()])) == "quay.io/x/a:1"
@@ -353,7 +356,8 @@ def test_auto_select_never_picks_a_multi_model_runtime():
 
 def test_auto_select_filters_by_protocol_version_defaulting_to_v1():
     inv = resolve(observation(
-        runtimes=[runtime("v2-only", "team-a", image="quay.io/x/v2:1", formats=[auto(priority=9)], protocolVersions=["v2"]),
+        runtimes=[runtime("v2-only", "team-a", image="quay.io/x/v2:1", formats=[auto(priority=9)],
+                          protocolVersions=["v2"]),
                   runtime("any", "team-a", image="quay.io/x/any:1", formats=[auto(priority=1)])],
         isvcs=[isvc("default", modelFormat={"name": "vLLM"}),
                isvc("v2", modelFormat={"name": "vLLM"}, protocolVersion="v2"),
@@ -394,6 +398,13 @@ def test_a_runtime_without_a_kserve_container_is_reported_not_guessed():
     assert served(inv) == {}
     assert inv.problems == ("InferenceService team-a/a: runtime ServingRuntime team-a/rt has no kserve-container "
                             "in spec.containers (KServe refuses it)",)
+
+
+def test_a_model_image_replaces_a_rejected_runtime_image():
+    inv = resolve(observation(runtimes=[runtime("rt", "team-a", image="quay.io/x/rt:1;rm")],
+                              isvcs=[isvc("a", runtime="rt", image="quay.io/x/custom:9"), isvc("b", runtime="rt")]))
+    assert served(inv) == {"a": "quay.io/x/custom:9"}
+    assert inv.problems == () and [r.field for r in inv.rejections] == ["spec.containers[kserve-container].image"]
 
 
 def test_an_unresolvable_runtime_is_reported_not_fatal():
