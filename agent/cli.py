@@ -76,7 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from agent.loop import serve  # the scheduler is only imported when serving
 
         try:
-            return serve(settings, connect_kube=lambda: _connect(args, settings), dry_run=args.dry_run)
+            return serve(
+                settings,
+                connect_kube=lambda: _connect(args, settings),
+                connect_lease_kube=lambda timeout: connect(
+                    kubeconfig=args.kubeconfig, context=args.context, timeout=timeout, retries=0
+                ),
+                dry_run=args.dry_run,
+            )
         except ConfigError as e:
             print(f"prepull-agent: {e}", file=sys.stderr)
             return EXIT_UNREACHABLE

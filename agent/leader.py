@@ -10,7 +10,14 @@ its asyncio package of the 37.x generation). It follows client-go's rules:
   clock skew between nodes does not matter;
 - every write carries the resourceVersion it read: two candidates racing for an expired
   Lease cannot both win;
-- on a clean shutdown the holder releases the Lease, so a successor need not wait.
+- the holder counts a renewal from the moment it *sent* it, and `holds()` turns False once
+  `renew_deadline` has passed since, whether or not a tick is stuck in a request: with
+  `renew_deadline < lease_duration`, its window to write ends before anyone may take over;
+- the elector's requests must be bounded well under the renew deadline (`agent.loop`
+  gives it its own connection: a timeout of at most `retry_period`, no retries);
+- `run` never releases: on a clean shutdown the *owner* releases the Lease (`release`,
+  once) after everything that could write has stopped, so a successor need not wait and
+  never overlaps a cycle still running.
 """
 
 from __future__ import annotations
@@ -42,7 +49,8 @@ class LeaseConfig:
 
 
 class LeaderElector:
-    """Call `tick()` every `retry_period` (the `run` thread does); read `is_leader`."""
+    """Call `tick()` every `retry_period` (the `run` thread does). `is_leader` says whether
+    this replica leads; `holds()` whether it may write right now."""
 
     def __init__(
         self,
@@ -63,20 +71,35 @@ class LeaderElector:
         self._path = kinds.LEASE.path(namespace=config.namespace, name=config.name)
         self._observed: tuple[Any, ...] | None = None  # (holder, renewTime, transitions) last seen
         self._observed_at = 0.0
-        self._last_renewed = 0.0
+        self._last_renewed = 0.0  # when the last successful renewal was sent, on `clock`
+        self._release_lock = threading.Lock()
+        self._released = False
         self.is_leader = False
         self.api_reachable = False
+
+    @property
+    def config(self) -> LeaseConfig:
+        return self._config
 
     # -- the loop ---------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Tick until `stop` is set, then release the Lease if held."""
+        """Tick until `stop` is set. Does not release the Lease: the owner does, once nothing
+        that relies on it is still running (see `agent.loop.Agent.run`)."""
         while not stop.is_set():
             self.tick()
             stop.wait(self._config.retry_period)
-        self.release()
+
+    def holds(self) -> bool:
+        """Whether this replica may write now: it leads, and less than `renew_deadline` has
+        passed since its last successful renewal was sent. Unlike `is_leader`, this turns
+        False on time alone, even while a tick is stuck in a request."""
+        return self.is_leader and self._clock() - self._last_renewed < self._config.renew_deadline
 
     def tick(self) -> None:
+        if self._released:
+            return  # released for good: never take the lease again
+        sent = self._clock()
         try:
             acquired = self._try_acquire_or_renew()
             self.api_reachable = True
@@ -84,9 +107,13 @@ class LeaderElector:
             self.api_reachable = False
             log.warning("lease request failed", lease=self._config.name, reason=str(e))
             acquired = False
+        if self._released:
+            return
         now = self._clock()
         if acquired:
-            self._last_renewed = now
+            # Counted from before the request: other candidates count `lease_duration` from
+            # when they see this renewal, which is later, so our renew deadline ends first.
+            self._last_renewed = sent
             if not self.is_leader:
                 self.is_leader = True
                 log.info("became leader", lease=self._config.name, identity=self._config.identity)
@@ -101,9 +128,15 @@ class LeaderElector:
             self._on_stopped()
 
     def release(self) -> None:
-        if not self.is_leader:
+        """Give the Lease up if held, so a successor need not wait for it to expire. Only the
+        first call does anything; the elector never takes the Lease again afterwards."""
+        with self._release_lock:
+            if self._released:
+                return
+            self._released = True
+            held, self.is_leader = self.is_leader, False
+        if not held:
             return
-        self.is_leader = False
         try:
             lease = self._kube.get(self._path)
             spec = lease.get("spec") or {}

@@ -3,11 +3,18 @@
 - APScheduler runs a cycle at start and then on `serve.interval_seconds` or `serve.cron`;
   a cycle never overlaps the previous one.
 - Only the leader (see `agent.leader`) runs cycles; becoming leader runs one at once.
-  Losing the lease stops the process at once (exit 7) so the kubelet restarts it as a
-  follower: a replica that may no longer write must not finish a cycle.
+  Before every write the cycle asks `may_write`: does this replica still hold the lease
+  (renewed less than `renew_deadline` ago)? The elector has its own connection, whose
+  requests time out within `retry_period` and are never retried, so a tick cannot block
+  for longer than the lease.
+- Losing the lease ends the process at once (exit 7), even in the middle of a cycle, so
+  the kubelet restarts it as a follower: a replica that may no longer write must not
+  finish a cycle.
 - A failed cycle is logged and the next goes on; `serve.max_consecutive_failures` in a row
   end the process (exit 6) so the kubelet restarts it.
-- SIGTERM/SIGINT stop the scheduler, release the lease and exit 0.
+- SIGTERM/SIGINT stop the scheduler and wait for the running cycle while the lease is
+  still renewed; only then is the lease released (a successor takes over at once, and
+  never while this replica may still write), and the process exits 0.
 - One HTTP port serves `/healthz` (process and scheduler alive), `/readyz` (the API server
   answers and recent cycles are not failing) and `/metrics` (Prometheus).
 """
@@ -17,6 +24,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -67,7 +75,7 @@ class Metrics:
         )
 
     def record(self, result: CycleResult) -> None:
-        plans = [o.plan for o in result.outcomes if o.plan is not None]
+        plans = [o.plan for o in result.outcomes]
         self.duration.observe(result.duration_seconds)
         self.cycles.labels(result="success" if result.ok else "failure").inc()
         self.candidates.set(sum(len(p.candidates) for p in plans))
@@ -79,11 +87,28 @@ class Metrics:
             self.last_success.set(time.time())
 
 
+def _exit_process(code: int) -> None:
+    """End the process now, whatever its threads are doing (see `Agent.stopped_leading`)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed or broken: nothing more to save
+            pass
+    os._exit(code)
+
+
 class Agent:
-    """The serving process's state; `serve()` wires it to threads, signals and HTTP."""
+    """The serving process's state and its run (`run`); `serve()` wires it to the
+    connections, signals and HTTP."""
 
     def __init__(
-        self, settings: Settings, *, kube: Kube, dry_run: bool = False, cycle: Callable[..., CycleResult] = run_cycle
+        self,
+        settings: Settings,
+        *,
+        kube: Kube,
+        dry_run: bool = False,
+        cycle: Callable[..., CycleResult] = run_cycle,
+        exit_process: Callable[[int], object] = _exit_process,
     ) -> None:
         self.settings = settings
         self.kube = kube
@@ -96,19 +121,31 @@ class Agent:
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self.elector: LeaderElector | None = None
         self._cycle = cycle
+        self._exit_process = exit_process
         self._lock = threading.Lock()
+
+    def elect(self, kube: Kube, config: LeaseConfig) -> LeaderElector:
+        """Take part in leader election on `config`'s Lease, through `kube` (see `lease_connection`)."""
+        self.elector = LeaderElector(
+            kube, config, on_started_leading=self.started_leading, on_stopped_leading=self.stopped_leading
+        )
+        return self.elector
 
     @property
     def is_leader(self) -> bool:
         return self.elector.is_leader if self.elector else True
 
+    def may_write(self) -> bool:
+        """Asked by the cycle right before every write: does this replica hold the lease now?"""
+        return self.elector.holds() if self.elector else True
+
     def run_one(self) -> None:
         """The scheduled job: one cycle if this replica leads."""
-        if not self.is_leader or self.stop.is_set():
+        if not self.may_write() or self.stop.is_set():
             return
         with self._lock:
             try:
-                result = self._cycle(self.kube, self.settings, dry_run=self.dry_run)
+                result = self._cycle(self.kube, self.settings, dry_run=self.dry_run, may_write=self.may_write)
                 ok = result.ok
                 self.metrics.record(result)
             except Exception as e:  # noqa: BLE001 - a failed cycle must not end the loop
@@ -124,14 +161,29 @@ class Agent:
     def started_leading(self) -> None:
         """Run a cycle now rather than at the next tick."""
         self.metrics.leader.set(1)
+        if self.stop.is_set():
+            return  # stopping: the scheduler runs nothing more
         job = self.scheduler.get_job(JOB_ID)
         if job is not None:
             job.modify(next_run_time=datetime.now(UTC))
 
     def stopped_leading(self) -> None:
-        """Another replica may be writing now: stop at once."""
+        """Another replica may be writing now: end the process at once, even mid-cycle.
+
+        Why `os._exit` (`_exit_process`) rather than returning 7 from `serve`: the cycle runs
+        in APScheduler's pool thread, which Python can neither interrupt nor leave behind --
+        the interpreter joins it at exit, so returning would wait for the cycle to end (minutes
+        of listing, maybe). `may_write` already refuses every write from now on (the elector
+        cleared `is_leader` before calling this), but the pod must restart as a follower now.
+        Skipping atexit handlers and `finally` blocks costs nothing here: the lease is not ours
+        to release, the HTTP server dies with the process, and the logs are flushed first.
+        A SIGTERM drain in progress does not matter either: losing the lease wins (exit 7).
+        """
         self.metrics.leader.set(0)
-        self.exit(EXIT_LEADERSHIP_LOST)
+        self.exit_code = EXIT_LEADERSHIP_LOST
+        self.stop.set()
+        log.error("exiting now: another replica may write", exit_code=EXIT_LEADERSHIP_LOST)
+        self._exit_process(EXIT_LEADERSHIP_LOST)
 
     def exit(self, code: int) -> None:
         if not self.stop.is_set():
@@ -148,21 +200,79 @@ class Agent:
             return False, f"{self.consecutive_failures} failed cycle(s) in a row"
         return True, "leader" if self.is_leader else "standby"
 
+    def run(self, trigger: Any, *, server: ThreadingHTTPServer | None = None) -> int:
+        """Cycle on `trigger` (and serve HTTP) until `stop` is set; return the exit code.
 
-def serve(settings: Settings, *, connect_kube: Callable[[], Kube], dry_run: bool = False) -> int:
-    agent = Agent(settings, kube=connect_kube(), dry_run=dry_run)
-    trigger = _trigger(settings)
-    agent.scheduler.add_job(
-        agent.run_one,
-        trigger,
-        id=JOB_ID,
-        max_instances=1,
-        coalesce=True,
-        next_run_time=datetime.now(UTC),
-        misfire_grace_time=None,
+        Stopping keeps the promise that two replicas never both write:
+        1. the scheduler shuts down and waits for the running cycle to end, while the
+           elector goes on renewing the lease -- a successor must not take over while this
+           cycle may still write;
+        2. the elector stops ticking (its thread ends after the tick in progress);
+        3. the lease is released, once, so a successor need not wait for it to expire.
+        A lost lease ends the process before this (`stopped_leading`); were `exit_process`
+        to return, the cycle is not waited for and cannot write (`may_write` says no).
+        """
+        self.scheduler.add_job(
+            self.run_one,
+            trigger,
+            id=JOB_ID,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+            misfire_grace_time=None,
+        )
+        lease_stop = threading.Event()  # not `stop`: the lease is renewed until the cycle has ended
+        elector = self.elector
+        leader = (
+            threading.Thread(target=elector.run, args=(lease_stop,), name="leader", daemon=True) if elector else None
+        )
+        http = threading.Thread(target=server.serve_forever, name="http", daemon=True) if server else None
+        self.scheduler.start()
+        for thread in (leader, http):
+            if thread is not None:
+                thread.start()
+        self.stop.wait()
+
+        log.info("stopping", exit_code=self.exit_code)
+        self.scheduler.shutdown(wait=self.exit_code != EXIT_LEADERSHIP_LOST)
+        lease_stop.set()
+        if elector is not None and leader is not None:
+            # A tick is bounded by the lease connection's timeouts; were one to hang anyway,
+            # releasing is still safe: it carries the resourceVersion it read.
+            leader.join(timeout=elector.config.lease_duration)
+            elector.release()  # does nothing when the lease is not held
+        if server is not None:
+            server.shutdown()
+        return self.exit_code
+
+
+def lease_timeout(settings: Settings) -> float:
+    """The timeout of the elector's requests: within `retry_period` and half the renew
+    deadline (a tick sends two), and never above the general request timeout."""
+    election = settings.serve.leader_election
+    return min(
+        settings.kube.request_timeout_seconds,
+        election.retry_period_seconds,
+        election.renew_deadline_seconds / 2,
     )
 
-    threads = []
+
+def lease_connection(settings: Settings, connect_lease_kube: Callable[[float], Kube]) -> Kube:
+    """The elector's own connection: `lease_timeout`, and no retries (the next tick is the retry)."""
+    return connect_lease_kube(lease_timeout(settings))
+
+
+def serve(
+    settings: Settings,
+    *,
+    connect_kube: Callable[[], Kube],
+    connect_lease_kube: Callable[[float], Kube],
+    dry_run: bool = False,
+) -> int:
+    """`connect_kube()`: a connection for cycles; `connect_lease_kube(timeout)`: one for the
+    Lease, with that timeout and no retries (see `lease_connection`)."""
+    agent = Agent(settings, kube=connect_kube(), dry_run=dry_run)
+    trigger = _trigger(settings)
     election = settings.serve.leader_election
     if election.enabled:
         namespace = election.lease_namespace or os.environ.get("POD_NAMESPACE", "")
@@ -172,8 +282,8 @@ def serve(settings: Settings, *, connect_kube: Callable[[], Kube], dry_run: bool
                 "serve.leader_election.lease_namespace, or disable leader election"
             )
             return 2
-        agent.elector = LeaderElector(
-            connect_kube(),
+        agent.elect(
+            lease_connection(settings, connect_lease_kube),
             LeaseConfig(
                 namespace=namespace,
                 name=election.lease_name,
@@ -182,15 +292,11 @@ def serve(settings: Settings, *, connect_kube: Callable[[], Kube], dry_run: bool
                 renew_deadline=election.renew_deadline_seconds,
                 retry_period=election.retry_period_seconds,
             ),
-            on_started_leading=agent.started_leading,
-            on_stopped_leading=agent.stopped_leading,
         )
-        threads.append(threading.Thread(target=agent.elector.run, args=(agent.stop,), name="leader", daemon=True))
     else:
         agent.metrics.leader.set(1)
 
     server = _health_server(agent, settings.serve.port)
-    threads.append(threading.Thread(target=server.serve_forever, name="http", daemon=True))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: agent.exit(EXIT_OK))
 
@@ -201,17 +307,7 @@ def serve(settings: Settings, *, connect_kube: Callable[[], Kube], dry_run: bool
         dry_run=dry_run,
         leader_election=election.enabled,
     )
-    agent.scheduler.start()
-    for thread in threads:
-        thread.start()
-    agent.stop.wait()
-
-    log.info("stopping", exit_code=agent.exit_code)
-    agent.scheduler.shutdown(wait=agent.exit_code != EXIT_LEADERSHIP_LOST)
-    if agent.elector is not None and agent.exit_code != EXIT_LEADERSHIP_LOST:
-        agent.elector.release()
-    server.shutdown()
-    return agent.exit_code
+    return agent.run(trigger, server=server)
 
 
 def _trigger(settings: Settings) -> Any:

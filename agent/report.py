@@ -32,14 +32,9 @@ def as_json(result: CycleResult, *, dry_run: bool) -> str:
 
 def _target_doc(outcome: TargetOutcome, *, dry_run: bool) -> dict[str, Any]:
     plan = outcome.plan
-    doc: dict[str, Any] = {
+    return {
         "target": {"namespace": outcome.target.namespace, "name": outcome.target.name},
         "dry_run": dry_run,
-    }
-    if plan is None:
-        return {**doc, "error": outcome.error}
-    return {
-        **doc,
         "generated_at": plan.generated_at.isoformat(),
         "budget_bytes": plan.budget_bytes,
         "budget_used_bytes": plan.budget_used_bytes,
@@ -87,8 +82,6 @@ def as_table(result: CycleResult, *, dry_run: bool) -> str:
 def _target_table(outcome: TargetOutcome, *, dry_run: bool) -> str:
     target = f"{outcome.target.namespace}/{outcome.target.name}"
     plan = outcome.plan
-    if plan is None:
-        return f"KubernetesImagePuller {target}: {outcome.error}"
     lines = [f"KubernetesImagePuller {target}: {_budget_line(plan)}", ""]
     lines += _table(plan.candidates)
     if plan.rejected:
@@ -153,7 +146,7 @@ def _verdict(outcome: TargetOutcome, *, dry_run: bool) -> str:
     plan = outcome.plan
     if outcome.error:
         return f"Not written: {outcome.error}"
-    if plan is None or not plan.changed:
+    if not plan.changed:
         return "Nothing to write."
     if dry_run:
         return "Dry run: nothing written."

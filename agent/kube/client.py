@@ -177,11 +177,14 @@ def _short(e: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def connect(*, kubeconfig: str | None = None, context: str | None = None, timeout: float = 30.0) -> Kube:
+def connect(
+    *, kubeconfig: str | None = None, context: str | None = None, timeout: float = 30.0, retries: int = 2
+) -> Kube:
     """Connect with a kubeconfig (explicit, $KUBECONFIG, ~/.kube/config) or in-cluster.
 
     In a pod with no kubeconfig given, the pod's ServiceAccount is used; its token file is
-    re-read by the official client as it rotates.
+    re-read by the official client as it rotates. `timeout` bounds each request and
+    `retries` how often a failed read is retried (0: never, as the leader elector wants).
     """
     cfg = k8s.Configuration()
     in_cluster = "KUBERNETES_SERVICE_HOST" in os.environ and not kubeconfig and not context
@@ -194,4 +197,4 @@ def connect(*, kubeconfig: str | None = None, context: str | None = None, timeou
         where = "in-cluster service account" if in_cluster else (kubeconfig or "the default kubeconfig")
         raise ConfigError(f"cannot load connection settings from {where}: {e}") from e
     cfg.retries = 0  # our own bounded retries decide; urllib3's would hide failures
-    return Kube(k8s.ApiClient(configuration=cfg), timeout=timeout)
+    return Kube(k8s.ApiClient(configuration=cfg), timeout=timeout, retries=retries)

@@ -410,8 +410,8 @@ def test_a_cr_deleted_between_read_and_write_is_not_re_created(once, puller, pro
 
     real_read = cycle.read_target
 
-    def read_then_delete(kube, target):
-        found = real_read(kube, target)
+    def read_then_delete(kube, target, **kw):
+        found = real_read(kube, target, **kw)
         request(puller.api_client, "DELETE", kinds.IMAGE_PULLER.path(namespace=puller.namespace, name=puller.name))
         return found
 
@@ -435,8 +435,8 @@ def test_edits_made_between_read_and_write_survive(once, puller, proxy, mocker):
     theirs = "ubi-minimal=registry.access.redhat.com/ubi9/ubi-minimal:9.5"
     added = "mine=quay.io/admin/tool:1"
 
-    def read_then_edit(kube, target):
-        found = real_read(kube, target)
+    def read_then_edit(kube, target, **kw):
+        found = real_read(kube, target, **kw)
         if proxy.count(method="GET", path=PULLER) == 1:  # the first read only
             puller.patch({"spec": {"images": f"{theirs};\n{added};"}})
         return found
@@ -467,8 +467,8 @@ def test_an_agent_entry_edited_mid_cycle_becomes_the_administrators(once, puller
     real_read = cycle.read_target
     edits: list[int] = []
 
-    def read_then_edit(kube, target):
-        found = real_read(kube, target)
+    def read_then_edit(kube, target, **kw):
+        found = real_read(kube, target, **kw)
         if not edits:
             edits.append(1)
             current = [e.text for e in parse_images(puller.images())]

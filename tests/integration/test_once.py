@@ -171,8 +171,8 @@ def test_a_conflicting_edit_is_never_overwritten(agent, puller, mocker):
     real_read = cycle.read_target
     edits = []
 
-    def read_then_edit(kube, target):
-        found = real_read(kube, target)
+    def read_then_edit(kube, target, **kw):
+        found = real_read(kube, target, **kw)
         if not edits:
             edits.append(puller.patch({"spec": {"images": f"{ADMIN_ENTRY};\nmine=quay.io/admin/tool:1;"}}))
         return found

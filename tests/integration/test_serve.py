@@ -1,5 +1,7 @@
 """`prepull-agent serve` as real processes against the local API server: leader election,
-failover, health endpoints, and exiting after repeated failures."""
+failover, health endpoints, exiting after repeated failures, and the promise that two
+replicas never both write (SIGTERM or a lost lease in the middle of a cycle, made slow by a
+`FaultProxy` stall)."""
 
 from __future__ import annotations
 
@@ -12,11 +14,15 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
+from kubernetes.client.exceptions import ApiException
 
-from tests.harness.loader import request
+from tests.harness.faultproxy import FaultProxy, Rule
+from tests.harness.loader import apply_objects, request
 from tests.integration.conftest import ADMIN_ENTRY, REPO_ROOT
 
 SKLEARN = "docker.io/kserve/sklearnserver:v0.15.0"
@@ -29,8 +35,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_config(path: Path, *, interval: float = 2, failures: int = 5) -> Path:
+def write_config(path: Path, *, interval: float = 2, failures: int = 5, request_timeout: float = 30) -> Path:
     path.write_text(
+        f"kube:\n  request_timeout_seconds: {request_timeout}\n"
         "serve:\n"
         f"  interval_seconds: {interval}\n"
         f"  max_consecutive_failures: {failures}\n"
@@ -91,11 +98,57 @@ def servers(tmp_path: Path) -> Iterator[list[Server]]:
         s.stop(signal.SIGKILL)
 
 
+def lease_path(namespace: str) -> str:
+    return f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/prepull-agent"
+
+
 def lease_holder(api_client, namespace: str) -> str:
     try:
-        return request(api_client, "GET", f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/prepull-agent")["spec"].get("holderIdentity") or ""
+        return request(api_client, "GET", lease_path(namespace))["spec"].get("holderIdentity") or ""
     except Exception:  # noqa: BLE001 - not created yet
         return ""
+
+
+def usurp(api_client, namespace: str, identity: str) -> None:
+    """Write the Lease as another replica that took it over would."""
+    for _ in range(20):
+        lease = request(api_client, "GET", lease_path(namespace))
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        lease["spec"].update(holderIdentity=identity, renewTime=now, acquireTime=now)
+        try:
+            request(api_client, "PUT", lease_path(namespace), lease)
+            return
+        except ApiException as e:
+            if e.status != 409:  # the leader renewed in between: read again
+                raise
+    pytest.fail("could not take the Lease over")
+
+
+@pytest.fixture
+def proxy(cluster, api_client, namespace: str, tmp_path: Path) -> Iterator[tuple[FaultProxy, Path]]:
+    """A FaultProxy in front of the API server and a kubeconfig reaching it as a
+    ServiceAccount bound to cluster-admin (the proxy passes its token through)."""
+    apply_objects(api_client, [{
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": f"{namespace}-agent"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "ServiceAccount", "name": "agent", "namespace": namespace}],
+    }])
+    token = cluster.token_for(namespace, "agent")
+    with FaultProxy(str(cluster.server), cluster.ca_file) as p:
+        path = tmp_path / "proxy.kubeconfig"
+        path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "proxy", "cluster": {"server": p.url}}],
+            "users": [{"name": "agent", "user": {"token": token}}],
+            "contexts": [{"name": "proxy", "context": {"cluster": "proxy", "user": "agent"}}],
+            "current-context": "proxy",
+        }))
+        yield p, path
+    try:
+        request(api_client, "DELETE", f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{namespace}-agent")
+    except ApiException:
+        pass
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL], ids=["graceful", "killed"])
@@ -152,3 +205,57 @@ def test_readyz_reports_failing_cycles(cluster, sample_cluster, namespace, serve
     assert server.get("/healthz")[0] == 200
     assert 'prepull_agent_cycles_total{result="failure"}' in server.get("/metrics")[1]
     assert server.stop() == 0
+
+
+NOTEBOOKS = r"/apis/kubeflow\.org/v1/notebooks"
+
+
+def test_sigterm_mid_cycle_keeps_the_lease_until_the_cycle_ends(cluster, api_client, puller, namespace, servers, proxy,
+                                                                tmp_path):
+    fault_proxy, kubeconfig = proxy
+    stall = fault_proxy.add(Rule("stall", method="GET", path=NOTEBOOKS, delay=LEASE["duration"] + 2))
+    config = write_config(tmp_path / "config.yaml", interval=3600, request_timeout=30)
+    server = Server("replica-a", kubeconfig=kubeconfig, config=config, target=puller.target, namespace=namespace,
+                    log=tmp_path / "serve.log")
+    servers.append(server)
+    wait_for(lambda: stall.hits, 30, "the cycle to be stalled")
+    server.proc.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+
+    # The stall outlasts the lease: the replica keeps renewing it until the cycle has ended.
+    # The holder is read before the CR: a write made before the release is seen no later.
+    written_at = released_at = None
+    while server.proc.poll() is None or released_at is None:
+        now = time.monotonic()
+        if released_at is None and lease_holder(api_client, namespace) != "replica-a":
+            released_at = now
+        if written_at is None and SKLEARN in puller.images():
+            written_at = now
+        assert now - signalled < 30, "serve did not stop"
+        time.sleep(0.05)
+    assert server.proc.wait() == 0
+    assert lease_holder(api_client, namespace) == ""  # released, for a successor to take at once
+    assert written_at is not None and written_at <= released_at, "the lease was released before the cycle wrote"
+
+
+def test_a_replica_that_loses_its_lease_mid_cycle_exits_7_at_once_and_writes_nothing(
+    cluster, api_client, puller, namespace, servers, proxy, tmp_path
+):
+    fault_proxy, kubeconfig = proxy
+    stall = fault_proxy.add(Rule("stall", method="GET", path=NOTEBOOKS, delay=15))
+    config = write_config(tmp_path / "config.yaml", interval=3600, request_timeout=30)
+    server = Server("replica-a", kubeconfig=kubeconfig, config=config, target=puller.target, namespace=namespace,
+                    log=tmp_path / "serve.log")
+    servers.append(server)
+    wait_for(lambda: stall.hits, 30, "the cycle to be stalled")
+    rv = puller.resource_version()
+
+    usurp(api_client, namespace, "replica-b")
+    lost_at = time.monotonic()
+    assert server.proc.wait(timeout=stall.delay) == 7
+    took = time.monotonic() - lost_at
+    assert took < 2 * LEASE["retry"] + 1.5, f"exiting took {took:.1f}s"
+    assert "lost leadership to another holder" in server.log.read_text()
+    # Gone before its stalled cycle could go on: nothing was sent to be written, nothing changed.
+    assert fault_proxy.count(method="PATCH") == 0
+    assert puller.resource_version() == rv and lease_holder(api_client, namespace) == "replica-b"

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from agent.puller import (
     OWNED_ANNOTATION,
+    RESERVED_NAMES,
     Entry,
     InvalidPullerCR,
     PullerCR,
@@ -526,7 +527,7 @@ def _pairs(names: str, images: str) -> list[tuple[str, str]]:
     pairs: dict[str, str] = {}
     for name, image in zip(names.split(" "), images.split(" ")):
         name = name.strip("-")
-        if name and image:
+        if name and image and name not in RESERVED_NAMES:
             pairs.setdefault(name, image)
     return list(pairs.items())
 
