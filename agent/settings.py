@@ -2,10 +2,11 @@
 
 Layers, each overriding the one before: the defaults declared here, a YAML file
 (`config/default.yaml` documents every key), `PREPULL_*` environment variables, and the
-command line (`with_target`, `with_overrides`).
+command line (`--target` through `with_target`; `with_overrides` for any other key).
 
 Every setting is declared once, as a field of a frozen dataclass with a type, a default and
-a one-line help (`field.metadata["help"]`; `describe()` lists them for `--help` and docs).
+a one-line help (`field.metadata["help"]`; `describe()` lists them, and a test keeps
+`config/default.yaml` documenting every one).
 The dataclasses validate themselves in `__post_init__`, so a `Settings` that exists is
 valid however it was made. Loading is generic: it walks the dataclass fields, with one
 converter per kind of leaf, and every error is a `SettingsError` that names where the value
@@ -21,9 +22,9 @@ Also here, because the node source needs the same rule: `parse_quantity` (Kubern
 quantity text to bytes) and `format_quantity`.
 
 What this module is not: it reads no cluster (the applications namespace's fallback to the
-DSCInitialization is resolved by the observer), parses no command line (the CLI maps its
-flags onto `with_target` / `with_overrides`), and does not check image references beyond
-"a non-empty string" (the planner does, with `agent.refs`).
+DSCInitialization is resolved by the observer) and parses no command line. Of image
+references it checks only the pinned ones (with `agent.refs`), so a bad pin stops the agent
+at start; exclude and deny patterns are globs, not references.
 """
 
 from __future__ import annotations
