@@ -7,6 +7,7 @@ settings: wire data (plain dicts) is turned into these values by `agent.sources`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -93,3 +94,12 @@ class Rejection:
 
     def __str__(self) -> str:
         return f"{self.source}: {self.field} {self.reference!r} {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """A node the puller may run on: its labels (for the puller's nodeSelector) and disk."""
+
+    name: str
+    labels: Mapping[str, str]
+    ephemeral_storage: int | None  # bytes of status.capacity, None when not reported

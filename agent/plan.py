@@ -34,11 +34,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from agent.model import ObjectRef, Rejection, Role, Usage
+from agent.model import NodeInfo, ObjectRef, Rejection, Role, Usage
 from agent.puller import Entry, PullerCR, entry_name, same_list
 from agent.refs import ImageRef, InvalidReference, parse_reference
 from agent.settings import Settings
-from agent.sources.nodes import NodeInfo
 
 NODE_KIND = "Node"
 DSCI_KIND = "DSCInitialization"
@@ -214,7 +213,9 @@ def make_plan(
                 selected=False,
                 reason="not added this cycle: Nodes could not be listed, so the disk budget is unknown",
             )
-        elif budget is not None and used + size > budget:
+        elif budget is not None and used + size > budget * (1 + margin if is_managed else 1):
+            # a managed image may overrun by the margin too: sizes move (estimated until a
+            # node reports one) and a smaller node may join, and neither should flap the list
             decide(key, selected=False, reason=f"does not fit the disk budget ({_gib(budget - used)} left)")
         else:
             if tenant:

@@ -15,17 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.model import NodeInfo
 from agent.settings import parse_quantity
 from agent.sources.common import as_list, as_str, dig, labels_of
 
 KIND = "Node"
-
-
-@dataclass(frozen=True, slots=True)
-class NodeInfo:
-    name: str
-    labels: Mapping[str, str]
-    ephemeral_storage: int | None  # bytes of status.capacity, None when not reported
 
 
 @dataclass

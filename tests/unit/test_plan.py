@@ -7,12 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agent.model import ObjectRef, Rejection, Role, State, Usage
+from agent.model import NodeInfo, ObjectRef, Rejection, Role, State, Usage
 from agent.plan import Plan, make_plan
 from agent.puller import OWNED_ANNOTATION, PullerCR, parse_images, puller_view, read_owned, render_images, render_owned
 from agent.refs import parse_reference
 from agent.settings import DiskBudget, References, Settings, SettingsError
-from agent.sources.nodes import NodeInfo
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 GiB = 2**30
@@ -336,3 +335,14 @@ def test_no_entry_is_named_like_the_pullers_own_container():
     p = plan([use("quay.io/x/copy-sleep:1"), use("quay.io/y/copy_sleep:2", name="other")])
     assert "copy-sleep" not in [e.name for e in p.entries_after]
     assert len(p.entries_after) == 2
+
+
+def test_a_managed_image_survives_its_size_becoming_known():
+    """Estimated at 6 GiB when written; a node now reports 11 GiB against a 10 GiB budget:
+    within the retain margin, the managed image stays; a newcomer of that size would not."""
+    cfg = settings(disk_budget=DiskBudget(bytes=10 * GiB, fraction=None), retain_margin=0.25)
+    first = plan([use("quay.io/x/wb:1")], cfg=cfg)
+    assert selected_images(first) == ["quay.io/x/wb:1"]
+    now_known = {"quay.io/x/wb:1": 11 * GiB}
+    assert selected_images(plan([use("quay.io/x/wb:1")], applied(first), cfg=cfg, sizes=now_known)) == ["quay.io/x/wb:1"]
+    assert selected_images(plan([use("quay.io/x/wb:1")], cfg=cfg, sizes=now_known)) == []
