@@ -165,7 +165,7 @@ def make_plan(
                 size_bytes=size,
                 size_known=known,
                 roles=tuple(sorted({u.role.value for u in group.usages})),
-                sources=tuple(sorted({u.source for u in group.usages})),
+                sources=tuple(sorted({u.source for u in group.usages}, key=_object_key)),
                 selected=selected,
                 reason=reason,
                 managed=key in managed_by_image,
@@ -444,6 +444,12 @@ def _tenant(usages: Sequence[Usage], *, applications_namespace: str) -> str:
         return ""
     (namespace,) = namespaces
     return "" if namespace == applications_namespace else namespace
+
+
+def _object_key(ref: ObjectRef) -> tuple[str, str, str]:
+    """ObjectRef's own order as a plain tuple, compared in C: sorting the 10,000 sources of a
+    sidecar image through the dataclass's generated __lt__ costs 200,000 Python calls."""
+    return (ref.kind, ref.namespace, ref.name)
 
 
 def _match(text: str, patterns: Sequence[str]) -> str:

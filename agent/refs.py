@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 __all__ = [
@@ -181,6 +182,13 @@ def parse_reference(text: str) -> ImageRef:
     """Parse and normalise an image reference; raise InvalidReference if it is not valid."""
     if not isinstance(text, str):
         raise InvalidReference("is not a string")
+    return _parse_reference(text)
+
+
+@lru_cache(maxsize=8192)
+def _parse_reference(text: str) -> ImageRef:
+    """`parse_reference` for a str, memoised: thousands of objects repeat a few hundred
+    references, and an ImageRef is immutable. An invalid reference raises: not cached."""
     if len(text) > MAX_REFERENCE_LENGTH:
         raise InvalidReference(f"is longer than {MAX_REFERENCE_LENGTH} characters")
     match = _REFERENCE_RE.fullmatch(text)

@@ -18,6 +18,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import urllib3
@@ -75,14 +76,23 @@ class Kube:
         query: dict[str, str] = {"limit": str(page_size)}
         if label_selector:
             query["labelSelector"] = label_selector
-        while True:
-            page = self.get(path, query=query)
-            meta = page.get("metadata") or {}
-            yield meta, page.get("items") or []
-            token = meta.get("continue")
-            if not token:
-                return
-            query["continue"] = token
+        page = self.get(path, query=query)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kube-next-page") as pool:
+            while True:
+                meta = page.get("metadata") or {}
+                token = meta.get("continue")
+                # Ask for the next page before handing this one out: the server prepares and
+                # sends it while the caller reads this one. At most two pages are held.
+                following = pool.submit(self.get, path, query={**query, "continue": token}) if token else None
+                try:
+                    yield meta, page.get("items") or []
+                except GeneratorExit:
+                    if following is not None:
+                        following.cancel()
+                    raise
+                if following is None:
+                    return
+                page = following.result()
 
     # -- writes --------------------------------------------------------------------------
 
