@@ -13,12 +13,14 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
 from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
 
 from agent.cli import main
 from agent.kube import kinds
@@ -168,3 +170,37 @@ def cleanup(api_client: ApiClient) -> Iterator[Callable[[str], None]]:
             request(api_client, "DELETE", path)
         except Exception:  # noqa: BLE001 - best effort: already gone is fine
             pass
+
+
+# -- the agent's leader Lease ----------------------------------------------------------------
+
+LEASE_NAME = "prepull-agent"
+
+
+def lease_path(namespace: str) -> str:
+    return kinds.LEASE.path(namespace=namespace, name=LEASE_NAME)
+
+
+def lease_holder(api_client: ApiClient, namespace: str) -> str:
+    """The Lease's holderIdentity, "" when there is none or no Lease yet."""
+    try:
+        return request(api_client, "GET", lease_path(namespace))["spec"].get("holderIdentity") or ""
+    except ApiException as e:
+        if e.status == 404:
+            return ""
+        raise
+
+
+def usurp(api_client: ApiClient, namespace: str, identity: str) -> None:
+    """Write the Lease as another replica that took it over would."""
+    for _ in range(20):
+        obj = request(api_client, "GET", lease_path(namespace))
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        obj["spec"].update(holderIdentity=identity, renewTime=now, acquireTime=now)
+        try:
+            request(api_client, "PUT", lease_path(namespace), obj)
+            return
+        except ApiException as e:
+            if e.status != 409:  # the leader renewed in between: read again
+                raise
+    pytest.fail("could not take the Lease over")

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,6 @@ from kubernetes.client.exceptions import ApiException
 
 from agent.apply import TargetMissing
 from agent.cycle import NOT_THE_LEADER, CycleResult, run_cycle
-from agent.kube import kinds
 from agent.kube.client import Kube, connect
 from agent.kube.errors import ServerError
 from agent.leader import LeaderElector, LeaseConfig
@@ -38,7 +36,7 @@ from agent.settings import Settings, Target, with_target
 from tests.harness.cluster import LocalCluster
 from tests.harness.faultproxy import FaultProxy, Rule
 from tests.harness.loader import apply_objects, request
-from tests.integration.conftest import ADMIN_ENTRY, Puller
+from tests.integration.conftest import ADMIN_ENTRY, Puller, lease_path, usurp
 
 LEASE = "prepull-agent"
 DURATION, RENEW, RETRY = 4.0, 3.0, 0.5
@@ -97,10 +95,6 @@ def settings_for(target: str = "", *, request_timeout: float = 30.0) -> Settings
     return with_target(s, target) if target else s
 
 
-def lease_path(namespace: str) -> str:
-    return kinds.LEASE.path(namespace=namespace, name=LEASE)
-
-
 def lease(api_client: ApiClient, namespace: str) -> dict[str, Any]:
     return request(api_client, "GET", lease_path(namespace))
 
@@ -112,21 +106,6 @@ def holder(api_client: ApiClient, namespace: str) -> str:
         if e.status == 404:
             return ""
         raise
-
-
-def usurp(api_client: ApiClient, namespace: str, identity: str) -> None:
-    """Write the Lease as another replica that took it over would."""
-    for _ in range(20):
-        obj = lease(api_client, namespace)
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        obj["spec"].update(holderIdentity=identity, renewTime=now, acquireTime=now)
-        try:
-            request(api_client, "PUT", lease_path(namespace), obj)
-            return
-        except ApiException as e:
-            if e.status != 409:  # the leader renewed in between: read again
-                raise
-    pytest.fail("could not take the Lease over")
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:

@@ -14,7 +14,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.harness.faultproxy import FaultProxy, Rule
 from tests.harness.loader import apply_objects, request
-from tests.integration.conftest import ADMIN_ENTRY, REPO_ROOT
+from tests.integration.conftest import ADMIN_ENTRY, REPO_ROOT, lease_holder, usurp
 
 SKLEARN = "docker.io/kserve/sklearnserver:v0.15.0"
 LEASE = {"duration": 4, "renew": 3, "retry": 0.5}
@@ -96,32 +95,6 @@ def servers(tmp_path: Path) -> Iterator[list[Server]]:
     yield started
     for s in started:
         s.stop(signal.SIGKILL)
-
-
-def lease_path(namespace: str) -> str:
-    return f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/prepull-agent"
-
-
-def lease_holder(api_client, namespace: str) -> str:
-    try:
-        return request(api_client, "GET", lease_path(namespace))["spec"].get("holderIdentity") or ""
-    except Exception:  # noqa: BLE001 - not created yet
-        return ""
-
-
-def usurp(api_client, namespace: str, identity: str) -> None:
-    """Write the Lease as another replica that took it over would."""
-    for _ in range(20):
-        lease = request(api_client, "GET", lease_path(namespace))
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        lease["spec"].update(holderIdentity=identity, renewTime=now, acquireTime=now)
-        try:
-            request(api_client, "PUT", lease_path(namespace), lease)
-            return
-        except ApiException as e:
-            if e.status != 409:  # the leader renewed in between: read again
-                raise
-    pytest.fail("could not take the Lease over")
 
 
 @pytest.fixture
