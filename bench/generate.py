@@ -54,6 +54,7 @@ KUBE_RBAC_PROXY = (
 ADMIN_ENTRY = "ubi-minimal=registry.access.redhat.com/ubi9/ubi-minimal:latest;"
 STORAGE_INITIALIZER = "quay.io/modh/kserve-storage-initializer"
 BASE_TIME = datetime(2026, 11, 25, 8, 0, 0, tzinfo=UTC)
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 # References a hostile or careless tenant writes; the agent must reject them. Everything
 # else the generator writes is a valid reference (tests/unit/test_bench.py checks it).
@@ -376,7 +377,9 @@ def catalog(preset: Preset) -> Catalog:
         kind = runtime_pick.choices(RUNTIME_KINDS, cum_weights=cum_weights)[0]
         stem = kind.name.removesuffix("-runtime")
         taken = {r.name for r in by_project[ns]}
-        name = stem if stem not in taken else next(f"{stem}-{k}" for k in itertools.count(2) if f"{stem}-{k}" not in taken)
+        name = stem
+        if stem in taken:
+            name = next(f"{stem}-{k}" for k in itertools.count(2) if f"{stem}-{k}" not in taken)
         runtime = ProjectRuntime(ns, name, kind, by_tag=runtime_pick.random() < 0.35,
                                  disabled=runtime_pick.random() < 0.01)
         project_runtimes.append(runtime)
@@ -522,7 +525,8 @@ def _runtime_spec(kind: RuntimeKind, image: str) -> JSON:
                   "containers": [container]}
     if kind.transformer:
         repo, _, tag = kind.transformer.rpartition(":")
-        spec["containers"].append({"name": "transformer-container", "image": f"{repo}@{digest(f'tr:{kind.transformer}')}",
+        transformer_image = f"{repo}@{digest(f'tr:{kind.transformer}')}"
+        spec["containers"].append({"name": "transformer-container", "image": transformer_image,
                                    "env": [{"name": "RUNTIME_LOCAL_MODELS_DIR", "value": "/mnt/models"}],
                                    "ports": [{"containerPort": 8080, "protocol": "TCP"}]})
     if kind.multinode:
@@ -658,10 +662,11 @@ def notebooks(cat: Catalog) -> Iterator[JSON]:
                "spec": {"template": {"spec": {
                    "enableServiceLinks": False, "serviceAccountName": name,
                    "containers": [workbench, sidecar],
-                   "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}] if gpu else [],
+                   "tolerations": [GPU_TOLERATION] if gpu else [],
                    "volumes": [{"name": name, "persistentVolumeClaim": {"claimName": name}},
                                {"name": "shm", "emptyDir": {"medium": "Memory"}},
-                               {"name": "kube-rbac-proxy-tls", "secret": {"secretName": f"{name}-kube-rbac-proxy-tls"}}],
+                               {"name": "kube-rbac-proxy-tls",
+                                "secret": {"secretName": f"{name}-kube-rbac-proxy-tls"}}],
                }}},
                "status": status}
 
@@ -940,7 +945,6 @@ def add_size_flags(parser: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
     import json
-    import sys
 
     parser = argparse.ArgumentParser(prog="python -m bench.generate",
                                      description="Fill a cluster with a synthetic OpenShift AI estate.")

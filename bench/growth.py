@@ -58,12 +58,12 @@ def render(table: list[dict[str, Any]], *, markdown: bool) -> str:
         lines += ["| " + " | ".join(c) + " |" for c in cells]
         return "\n".join(lines)
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
-    return "\n".join("  ".join(v.rjust(w) for v, w in zip(line, widths)) for line in [headers, *cells])
+    return "\n".join("  ".join(v.rjust(w) for v, w in zip(line, widths, strict=True)) for line in [headers, *cells])
 
 
 def growth(table: list[dict[str, Any]], baseline: int) -> list[str]:
     lines = [f"import baseline RSS: {baseline / MiB:.0f} MiB"]
-    for a, b in zip(table, table[1:]):
+    for a, b in zip(table, table[1:], strict=False):
         k = b["objects"] / a["objects"]
         lines.append(
             f"{a['preset']} -> {b['preset']}: objects x{k:.1f}, floor x{b['floor_s'] / a['floor_s']:.1f}, "

@@ -85,8 +85,8 @@ def floor(kubeconfig: str, *, page_size: int, target: tuple[str, str],
         cpu_seconds = time.process_time() - cpu_started
     finally:
         raw.close()
-    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "pages": pages, "fixed_gets": fixed, "bytes": nbytes, "objects": objects,
-            "applications_namespace": apps}
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "pages": pages, "fixed_gets": fixed, "bytes": nbytes,
+            "objects": objects, "applications_namespace": apps}
 
 
 def _get(raw: Raw, path: str, query: dict[str, str] | None,
@@ -352,7 +352,8 @@ def table(r: dict[str, Any]) -> str:
         ("bytes listed", f"{r['bytes_listed'] / 1e6:.1f} MB in {r['pages']} pages (limit={r['page_size']})"),
         ("floor (raw GET + json.loads)", f"{r['floor_seconds']:.3f} s"),
         ("agent cycle (duration_seconds)", f"{r['agent_cycle_seconds']:.3f} s"),
-        ("agent end to end (with start-up)", f"{r['agent_seconds']:.3f} s (start-up {r['agent_startup_seconds']:.3f} s)"),
+        ("agent end to end (with start-up)",
+         f"{r['agent_seconds']:.3f} s (start-up {r['agent_startup_seconds']:.3f} s)"),
         ("ratio cycle / floor", f"{r['ratio']:.2f}  (end to end / floor: {r['ratio_end_to_end']:.2f})"),
         ("client only: json.loads / cycle", "-" if not r["client_only"] else
          f"{r['client_only']['floor_seconds']:.3f} s / {r['client_only']['cycle_seconds']:.3f} s: "
@@ -384,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     generate.add_size_flags(parser)
     parser.add_argument("--kubeconfig", help="use this running cluster (else start one in a temp dir and stop it)")
     parser.add_argument("--keep-cluster", metavar="DIR",
-                        help="start the cluster in DIR and leave it running (reuse it with --kubeconfig DIR/kubeconfig)")
+                        help="start the cluster in DIR and leave it running (reuse: --kubeconfig DIR/kubeconfig)")
     parser.add_argument("--skip-load", action="store_true", help="the cluster is already loaded")
     parser.add_argument("--force-load", action="store_true", help="load even if the estate marker is present")
     parser.add_argument("--workers", type=int, default=16, help="parallel requests when loading (default 16)")
