@@ -26,8 +26,10 @@ import structlog
 from agent.apply import ApplyError, TargetMissing, read_target, write_plan
 from agent.kube.client import Kube
 from agent.kube.errors import Conflict, KubeError
+from agent.model import Rejection
 from agent.observe import observe
-from agent.plan import Plan, make_plan
+from agent.plan import Plan, PlanInput, make_plan
+from agent.policy import apply_policy
 from agent.puller import PullerCR
 from agent.resolve import Inventory, resolve
 from agent.settings import Settings, Target
@@ -50,6 +52,8 @@ class TargetOutcome:
 @dataclass(frozen=True)
 class CycleResult:
     outcomes: tuple[TargetOutcome, ...]
+    rejected: tuple[Rejection, ...] = ()  # every reference refused this cycle: unparsable, or by policy
+    problems: tuple[str, ...] = ()  # e.g. an InferenceService whose runtime is not found
     listed: dict[str, int] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
@@ -89,7 +93,7 @@ def run_cycle(
     started = clock()
     requests_before = kube.requests
     observation = observe(kube, settings)
-    inventory = resolve(observation)
+    inventory = apply_policy(resolve(observation), settings.references)
     # All targets are read before any is written, so an exception here never loses the
     # outcome of a target already written.
     pullers = [_read(kube, target, may_write, dry_run=dry_run) for target in settings.targets]
@@ -101,6 +105,8 @@ def run_cycle(
     )
     result = CycleResult(
         outcomes=outcomes,
+        rejected=inventory.rejections,
+        problems=inventory.problems,
         listed=dict(observation.listed),
         missing=dict(observation.missing),
         failed=dict(observation.failed),
@@ -156,7 +162,7 @@ def _one_target(
             log.error("writing the puller failed", target=str(target), reason=str(e))
             return TargetOutcome(target, plan, error=f"write failed: {e}")
         else:
-            log.info("puller updated", target=str(target), entries=len(plan.entries_after), attempt=attempt)
+            log.info("puller updated", target=str(target), entries=len(plan.desired.entries), attempt=attempt)
             return TargetOutcome(target, plan, written=True)
     reason = "the CR kept changing while the agent wrote it (409 twice); trying again next cycle"
     log.warning("writing the puller gave up for this cycle", target=str(target), reason=reason)
@@ -165,17 +171,17 @@ def _one_target(
 
 def _plan(puller: PullerCR, settings: Settings, observation: Observation, inventory: Inventory, now: datetime) -> Plan:
     return make_plan(
-        usages=inventory.usages,
-        rejections=inventory.rejections,
-        problems=inventory.problems,
-        puller=puller,
-        nodes=observation.nodes.nodes,
-        sizes=observation.nodes.sizes,
-        failed_sources=observation.failed,
-        missing_sources=observation.missing,
-        applications_namespace=observation.applications_namespace,
-        settings=settings,
-        now=now,
+        PlanInput(
+            usages=inventory.usages,
+            puller=puller,
+            nodes=observation.nodes.nodes,
+            sizes=observation.nodes.sizes,
+            settings=settings,
+            now=now,
+            applications_namespace=observation.applications_namespace,
+            failed=observation.failed,
+            missing=observation.missing,
+        )
     )
 
 

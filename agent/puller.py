@@ -44,18 +44,22 @@ if TYPE_CHECKING:  # only `short_name`, `tag`, `digest` and `str()` are used at 
 
 __all__ = [
     "KINDS_ANNOTATION",
+    "TAGS_ANNOTATION",
     "OWNED_ANNOTATION",
     "RESERVED_NAMES",
     "Entry",
     "InvalidPullerCR",
     "PullerCR",
+    "PullerState",
     "entry_name",
     "is_dns1123_label",
     "parse_images",
     "puller_view",
     "read_entry_kinds",
+    "read_entry_tags",
     "read_owned",
     "render_entry_kinds",
+    "render_entry_tags",
     "read_puller",
     "render_images",
     "render_owned",
@@ -66,6 +70,10 @@ OWNED_ANNOTATION = "prepull-agent.io/owned-entries"
 # {entry name: [kinds of the objects using its image]}: what keeps an entry when one of
 # those kinds cannot be listed.
 KINDS_ANNOTATION = "prepull-agent.io/entry-kinds"
+# {entry name: tag}: an entry listing the digest nodes reported for a tag (never the tag
+# itself, whose content may change), so the tag keeps meaning that digest while no node
+# says otherwise.
+TAGS_ANNOTATION = "prepull-agent.io/entry-tags"
 # Container names the puller's DaemonSet uses itself (newer pullers copy their `sleep`
 # binary with an init container of this name): an entry named so would collide with it.
 RESERVED_NAMES = frozenset({"copy-sleep"})
@@ -302,6 +310,26 @@ def render_entry_kinds(kinds: Mapping[str, Sequence[str]]) -> str:
     return json.dumps({name: sorted(set(k)) for name, k in kinds.items()}, sort_keys=True, separators=(",", ":"))
 
 
+def read_entry_tags(annotations: Mapping[str, str] | None) -> dict[str, str]:
+    """{entry name: tag} from TAGS_ANNOTATION; anything malformed is left out (never raises)."""
+    raw = annotations.get(TAGS_ANNOTATION) if isinstance(annotations, Mapping) else None
+    try:
+        decoded: Any = json.loads(raw) if isinstance(raw, str) else None
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(decoded, dict):
+        return {}
+    return {
+        name: tag
+        for name, tag in decoded.items()
+        if is_dns1123_label(name) and isinstance(tag, str) and _is_image_text(tag)
+    }
+
+
+def render_entry_tags(tags: Mapping[str, str]) -> str:
+    return json.dumps(dict(tags), sort_keys=True, separators=(",", ":"))
+
+
 @dataclass(frozen=True, slots=True)
 class PullerCR:
     """What the agent needs from a KubernetesImagePuller object."""
@@ -313,9 +341,57 @@ class PullerCR:
     owned: dict[str, str]  # from OWNED_ANNOTATION
     node_selector: dict[str, str]  # spec.nodeSelector decoded; {} if absent or empty
     entry_kinds: dict[str, tuple[str, ...]] = field(default_factory=dict)  # from KINDS_ANNOTATION
+    entry_tags: dict[str, str] = field(default_factory=dict)  # from TAGS_ANNOTATION
 
     def entries(self) -> tuple[Entry, ...]:
         return parse_images(self.images)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PullerState:
+    """What the agent reads and writes of a KubernetesImagePuller: the entries of
+    `spec.images` and the agent's annotations (ownership, kinds, tags). The planner
+    computes the state the CR should have after a cycle (`Plan.desired`) once; the writer
+    sends it, the report diffs it against the state read (`Plan.current`), and the check
+    after the write compares the server's copy with it.
+
+    Two states are equal when they hold the same pieces in the same order and the same
+    annotation maps: layout differences of the string (one line or many, spaces around
+    `;`) are not a change, so they never cause a write.
+    """
+
+    entries: tuple[Entry, ...]
+    owned: Mapping[str, str]
+    entry_kinds: Mapping[str, tuple[str, ...]]
+    entry_tags: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, puller: PullerCR) -> PullerState:
+        return cls(puller.entries(), dict(puller.owned), dict(puller.entry_kinds), dict(puller.entry_tags))
+
+    def _key(self) -> tuple[object, ...]:
+        kinds = tuple(sorted((name, tuple(sorted(set(k)))) for name, k in self.entry_kinds.items()))
+        tags = tuple(sorted(self.entry_tags.items()))
+        return (tuple(e.text for e in self.entries), tuple(sorted(self.owned.items())), kinds, tags)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PullerState) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    @property
+    def images(self) -> str:
+        """`spec.images` as the agent writes it (see `render_images`)."""
+        return render_images(self.entries)
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        return {
+            OWNED_ANNOTATION: render_owned(self.owned),
+            KINDS_ANNOTATION: render_entry_kinds(self.entry_kinds),
+            TAGS_ANNOTATION: render_entry_tags(self.entry_tags),
+        }
 
 
 class InvalidPullerCR(ValueError):
@@ -378,6 +454,7 @@ def read_puller(obj: Mapping[str, Any]) -> PullerCR:
         owned=read_owned(metadata.get("annotations")),
         node_selector=node_selector,
         entry_kinds=read_entry_kinds(metadata.get("annotations")),
+        entry_tags=read_entry_tags(metadata.get("annotations")),
     )
 
 

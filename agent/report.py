@@ -18,7 +18,7 @@ MAX_REJECTIONS_SHOWN = 20
 
 def as_json(result: CycleResult, *, dry_run: bool) -> str:
     """One document for one target, or `{"targets": [...]}` for several."""
-    docs = [_target_doc(o, dry_run=dry_run) for o in result.outcomes]
+    docs = [_target_doc(o, result, dry_run=dry_run) for o in result.outcomes]
     doc: dict[str, Any] = docs[0] if len(docs) == 1 else {"targets": docs}
     doc["cycle"] = {
         "listed": result.listed,
@@ -30,7 +30,7 @@ def as_json(result: CycleResult, *, dry_run: bool) -> str:
     return json.dumps(doc, indent=2, sort_keys=False)
 
 
-def _target_doc(outcome: TargetOutcome, *, dry_run: bool) -> dict[str, Any]:
+def _target_doc(outcome: TargetOutcome, result: CycleResult, *, dry_run: bool) -> dict[str, Any]:
     plan = outcome.plan
     return {
         "target": {"namespace": outcome.target.namespace, "name": outcome.target.name},
@@ -46,14 +46,14 @@ def _target_doc(outcome: TargetOutcome, *, dry_run: bool) -> dict[str, Any]:
                 "source": {"kind": r.source.kind, "namespace": r.source.namespace, "name": r.source.name},
                 "field": r.field,
             }
-            for r in plan.rejected
+            for r in result.rejected
         ],
-        "problems": list(plan.problems),
+        "problems": list(result.problems),
         "warnings": list(plan.warnings),
         "failed_sources": dict(plan.failed_sources),
-        "images_before": render_images(plan.entries_before),
-        "images_after": render_images(plan.entries_after),
-        "owned_after": dict(plan.owned_after),
+        "images_before": plan.current.images,
+        "images_after": plan.desired.images,
+        "owned_after": dict(plan.desired.owned),
         "changed": plan.changed,
         "written": outcome.written,
         "error": outcome.error,
@@ -62,7 +62,10 @@ def _target_doc(outcome: TargetOutcome, *, dry_run: bool) -> dict[str, Any]:
 
 def _candidate_doc(c: Candidate) -> dict[str, Any]:
     return {
-        "image": c.image,
+        "image": str(c.image),
+        "tier": c.tier.value,
+        "namespace": c.namespace,
+        "tags": [str(t) for t in c.tags],
         "name": c.name,
         "score": c.score,
         "size_bytes": c.size_bytes,
@@ -76,7 +79,22 @@ def _candidate_doc(c: Candidate) -> dict[str, Any]:
 
 
 def as_table(result: CycleResult, *, dry_run: bool) -> str:
-    return "\n\n".join(_target_table(o, dry_run=dry_run) for o in result.outcomes) + "\n"
+    parts = [_target_table(o, dry_run=dry_run) for o in result.outcomes]
+    return "\n\n".join(parts + _findings(result)) + "\n"
+
+
+def _findings(result: CycleResult) -> list[str]:
+    """What the cycle refused or could not resolve, once for all targets."""
+    lines: list[str] = []
+    if result.rejected:
+        lines += [f"Rejected references ({len(result.rejected)}):"]
+        for r in result.rejected[:MAX_REJECTIONS_SHOWN]:
+            lines.append(f"  {r.source} {r.field}: {r.reference!r} {r.reason}")
+        if len(result.rejected) > MAX_REJECTIONS_SHOWN:
+            lines.append(f"  ... and {len(result.rejected) - MAX_REJECTIONS_SHOWN} more (see --output json)")
+    if result.problems:
+        lines += ([""] if lines else []) + ["Not resolved:"] + [f"  {p}" for p in result.problems]
+    return ["\n".join(lines)] if lines else []
 
 
 def _target_table(outcome: TargetOutcome, *, dry_run: bool) -> str:
@@ -84,14 +102,6 @@ def _target_table(outcome: TargetOutcome, *, dry_run: bool) -> str:
     plan = outcome.plan
     lines = [f"KubernetesImagePuller {target}: {_budget_line(plan)}", ""]
     lines += _table(plan.candidates)
-    if plan.rejected:
-        lines += ["", f"Rejected references ({len(plan.rejected)}):"]
-        for r in plan.rejected[:MAX_REJECTIONS_SHOWN]:
-            lines.append(f"  {r.source} {r.field}: {r.reference!r} {r.reason}")
-        if len(plan.rejected) > MAX_REJECTIONS_SHOWN:
-            lines.append(f"  ... and {len(plan.rejected) - MAX_REJECTIONS_SHOWN} more (see --output json)")
-    if plan.problems:
-        lines += ["", "Not resolved:"] + [f"  {p}" for p in plan.problems]
     for name, reason in sorted(plan.failed_sources.items()):
         lines.append(f"\nWarning: {name} could not be listed ({reason}); images the agent manages are kept.")
     for warning in plan.warnings:
@@ -120,7 +130,7 @@ def _table(candidates: tuple[Candidate, ...]) -> list[str]:
             (
                 str(rank) if c.selected else "-",
                 c.name or "-",
-                _shorten(c.image, 72),
+                _shorten(str(c.image), 72),
                 f"{c.score:g}",
                 _size(c.size_bytes) + ("" if c.size_known else "*"),
                 str(len(c.sources)),
@@ -134,12 +144,13 @@ def _table(candidates: tuple[Candidate, ...]) -> list[str]:
 
 
 def _diff(plan: Plan) -> str:
-    before = render_images(plan.entries_before).splitlines(keepends=True)
-    after = render_images(plan.entries_after).splitlines(keepends=True)
-    if before == after and dict(plan.owned_before) == dict(plan.owned_after):
+    """The change `plan.changed` stands for: "" exactly when there is none."""
+    if not plan.changed:
         return ""
+    before = render_images(plan.current.entries).splitlines(keepends=True)
+    after = render_images(plan.desired.entries).splitlines(keepends=True)
     diff = "".join(difflib.unified_diff(before, after, "spec.images (now)", "spec.images (planned)"))
-    return diff or "spec.images: same entries; only the ownership annotation changes."
+    return diff or "spec.images: same entries; only the agent's annotations change."
 
 
 def _verdict(outcome: TargetOutcome, *, dry_run: bool) -> str:

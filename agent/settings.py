@@ -40,9 +40,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from agent.refs import ImageRef
 
 __all__ = [
     "CLI_VARIABLES",
@@ -645,6 +648,11 @@ class Selection(_Node):
         "most selected images used by only one single namespace (0: no limit)",
         check=_at_least(0),
     )
+    max_namespace_share: float = _setting(
+        0.5,
+        "most of the disk budget the images used by only one single namespace may take",
+        check=_Check(lambda v: 0 < v <= 1, "> 0 and <= 1"),
+    )
     pinned: tuple[str, ...] = _setting(
         (),
         "image references always in the list",
@@ -653,6 +661,13 @@ class Selection(_Node):
     exclude: tuple[str, ...] = _setting(
         (), "glob patterns over the normalised reference; matching images are always left out"
     )
+
+    @property
+    def pinned_refs(self) -> tuple[ImageRef, ...]:
+        """`pinned` as canonical references (checked when the settings were made)."""
+        from agent.refs import parse_reference
+
+        return tuple(parse_reference(text) for text in self.pinned)
 
 
 _STATE_FIELDS = {

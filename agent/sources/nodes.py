@@ -6,7 +6,8 @@ only real source of sizes for images some node already holds. `status.capacity` 
 so the planner can pick the nodes the puller targets (its `nodeSelector`).
 
 Names in `status.images` are node-reported strings, not parsed: they are only looked up,
-never written, so the sizes table maps each name (and each `@sha256:` digest) to a size.
+never written. `agent.sizes.ImageSizes` keeps them, and decides which sizes can be trusted
+(a tag's only with the digest the same entry names).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from agent.model import NodeInfo
 from agent.settings import parse_quantity
+from agent.sizes import ImageSizes
 from agent.sources.common import as_list, as_str, dig, labels_of
 
 KIND = "Node"
@@ -25,34 +27,23 @@ KIND = "Node"
 @dataclass
 class NodeFindings:
     nodes: list[NodeInfo] = field(default_factory=list)
-    sizes: dict[str, int] = field(default_factory=dict)  # image name or digest -> bytes
+    sizes: ImageSizes = field(default_factory=ImageSizes)
 
     def extend(self, other: NodeFindings) -> None:
         self.nodes.extend(other.nodes)
-        for key, size in other.sizes.items():
-            if size > self.sizes.get(key, 0):
-                self.sizes[key] = size
+        self.sizes.extend(other.sizes)
 
 
 def read_node(obj: Mapping[str, Any], into: NodeFindings) -> None:
     """Add one Node to `into` (in place: sizes are shared across hundreds of nodes)."""
     node_labels = {str(k): str(v) for k, v in labels_of(obj).items()}
     into.nodes.append(NodeInfo(as_str(dig(obj, "metadata", "name")), node_labels, _capacity(obj)))
-    sizes = into.sizes
     for image in as_list(dig(obj, "status", "images")):
         if not isinstance(image, Mapping):
             continue
         size = image.get("sizeBytes")
-        if not isinstance(size, int) or size <= 0:
-            continue
-        for name in as_list(image.get("names")):
-            if not isinstance(name, str):
-                continue
-            if size > sizes.get(name, 0):
-                sizes[name] = size
-            _, at, digest = name.partition("@")
-            if at and size > sizes.get(digest, 0):
-                sizes[digest] = size
+        if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+            into.sizes.add((n for n in as_list(image.get("names")) if isinstance(n, str)), size)
 
 
 def _capacity(obj: Mapping[str, Any]) -> int | None:

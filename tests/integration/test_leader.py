@@ -40,7 +40,8 @@ from tests.integration.conftest import ADMIN_ENTRY, Puller, lease_path, usurp
 
 LEASE = "prepull-agent"
 DURATION, RENEW, RETRY = 4.0, 3.0, 0.5
-SKLEARN = "docker.io/kserve/sklearnserver:v0.15.0"
+# The sample nodes report sklearnserver:v0.15.0 with this digest: the agent lists the digest.
+SKLEARN = "docker.io/kserve/sklearnserver@sha256:9fb0f14e8e8975a29b7b106bdc116a6a7933a604dbd70742adf4b45cd0f52ebe"
 PULLER = r"/apis/che\.eclipse\.org/v1alpha1/namespaces/[^/]+/kubernetesimagepullers/image-puller"
 
 

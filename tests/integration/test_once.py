@@ -17,12 +17,14 @@ GRANITE = "quay.io/redhat-ai-services/modelcar-catalog:granite-3.1-8b-instruct"
 QWEN = "quay.io/redhat-ai-services/modelcar-catalog:qwen2.5-7b-instruct"
 VLLM_219 = "quay.io/modh/vllm:rhoai-2.19-cuda"
 VLLM_220 = "quay.io/modh/vllm:rhoai-2.20-cuda"
-SKLEARN = "docker.io/kserve/sklearnserver:v0.15.0"
+# The sample nodes report sklearnserver:v0.15.0 with this digest: the agent lists the digest.
+SKLEARN = "docker.io/kserve/sklearnserver@sha256:9fb0f14e8e8975a29b7b106bdc116a6a7933a604dbd70742adf4b45cd0f52ebe"
 WORKER_0_CAPACITY = 128300593152  # 125293548Ki, the smallest worker
 
 
 def candidates(doc: dict) -> dict[str, dict]:
-    return {c["image"]: c for c in doc["candidates"]}
+    """Candidates by image, and by each tag listed as a digest nodes report for it."""
+    return {name: c for c in doc["candidates"] for name in (c["image"], *c["tags"])}
 
 
 def test_dry_run_shows_the_ranked_plan_and_writes_nothing(agent, puller):
@@ -66,9 +68,9 @@ def test_once_writes_the_list_and_keeps_the_administrator_entry(agent, puller):
     assert {name: view[name] for name in owned} == owned
     selected = {c["image"]: c["name"] for c in doc["candidates"] if c["selected"]}
     assert owned == {name: image for image, name in selected.items()}
-    assert SKLEARN in selected and "quay.io/example/resnet50-modelcar" in " ".join(selected)
+    assert SKLEARN in selected and candidates(doc)[SKLEARN]["tags"] == ["docker.io/kserve/sklearnserver:v0.15.0"] and "quay.io/example/resnet50-modelcar" in " ".join(selected)
     granite = candidates(doc)[GRANITE]
-    assert not granite["selected"] and "does not fit the disk budget" in granite["reason"]
+    assert not granite["selected"] and "disk budget" in granite["reason"]  # 16 GiB: over the project's share
     summary = run.logged("cycle finished")[0]
     assert summary["written"] == 1 and summary["listed"]["Notebook"] >= 6
 

@@ -24,7 +24,8 @@ from tests.harness.faultproxy import FaultProxy, Rule
 from tests.harness.loader import apply_objects, request
 from tests.integration.conftest import ADMIN_ENTRY, REPO_ROOT, lease_holder, usurp
 
-SKLEARN = "docker.io/kserve/sklearnserver:v0.15.0"
+# The sample nodes report sklearnserver:v0.15.0 with this digest: the agent lists the digest.
+SKLEARN = "docker.io/kserve/sklearnserver@sha256:9fb0f14e8e8975a29b7b106bdc116a6a7933a604dbd70742adf4b45cd0f52ebe"
 LEASE = {"duration": 4, "renew": 3, "retry": 0.5}
 
 

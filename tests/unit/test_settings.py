@@ -109,7 +109,7 @@ DATA_ERRORS = [
     pytest.param(
         {"selection": {"max_imgs": 3}},
         "config c.yaml: unknown key 'selection.max_imgs' (did you mean 'max_images'? known keys "
-        "under 'selection': disk_budget, exclude, max_images, max_per_namespace, min_score, "
+        "under 'selection': disk_budget, exclude, max_images, max_namespace_share, max_per_namespace, min_score, "
         "pinned, retain_margin)",
         id="unknown-nested-key",
     ),

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from agent.model import Role, State, StreamTag
+from agent.refs import parse_reference
 from agent.resolve import resolve
+from agent.sizes import SizeReport
 from agent.sources import Observation
 from agent.sources.imagestreams import read_image_stream
 from agent.sources.nodes import NodeFindings, read_node
@@ -467,6 +469,8 @@ def test_nodes_give_sizes_by_name_and_digest_and_their_capacity():
                "status": {"capacity": {"ephemeral-storage": "100Gi"},
                           "images": [{"names": [f"quay.io/x/a@{D1}", "quay.io/x/a:1"], "sizeBytes": 500},
                                      {"names": ["junk"], "sizeBytes": "big"}]}}, into)
-    read_node({"metadata": {"name": "w1"}, "status": {"images": [{"names": ["quay.io/x/a:1"], "sizeBytes": 700}]}}, into)
-    assert into.sizes == {f"quay.io/x/a@{D1}": 500, D1: 500, "quay.io/x/a:1": 700}
+    read_node({"metadata": {"name": "w1"}, "status": {"images": [{"names": [f"quay.io/x/b@{D1}"], "sizeBytes": 700}]}}, into)
+    a_tag, a_digest = parse_reference("quay.io/x/a:1"), parse_reference(f"quay.io/x/a@{D1}")
+    assert into.sizes.of(a_digest) == SizeReport(700)  # content-addressed: any repository's report counts
+    assert into.sizes.of(a_tag) == SizeReport(500, D1)  # a tag's size belongs to the digest seen with it
     assert [(n.name, n.ephemeral_storage) for n in into.nodes] == [("w0", 100 * 2**30), ("w1", None)]
