@@ -36,6 +36,7 @@ from agent.placement import (
     suggest_puller,
     uncovered_groups,
 )
+from agent.puller import read_puller
 
 GPU = "nvidia.com/gpu"
 GPU_TAINT = Taint(GPU, "", "NoSchedule")
@@ -303,12 +304,8 @@ def test_pool_misfit_counts_mixed_reasons() -> None:
 
 
 def puller(**spec: str) -> Placement:
-    """The DaemonSet placement of a puller CR with this spec."""
-    return puller_placement(
-        node_selector=json.loads(spec.get("nodeSelector", "{}")),
-        affinity=read_affinity_json(spec.get("affinity"), field="spec.affinity"),
-        tolerations=read_tolerations_json(spec.get("tolerations"), field="spec.tolerations"),
-    )
+    obj = {"metadata": {"name": "image-puller", "namespace": "gpu-puller", "resourceVersion": "1"}, "spec": spec}
+    return read_puller(obj).placement()
 
 
 CORDONED_GPU = node("g", labels={"nvidia.com/gpu.present": "true"}, cordoned=True, extended=frozenset({GPU}),
@@ -664,8 +661,9 @@ def test_the_suggested_puller_covers_exactly_its_group() -> None:
                  "tolerations": '[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]'},
     }
     for group in (gpu, infra):
-        applied = puller(**suggest_puller(group, images="a=b")["spec"])  # type: ignore[arg-type]
-        assert [n.name for n in matching_nodes(applied, nodes, include_transient=True)] == list(group.nodes)
+        applied = read_puller({**suggest_puller(group, images="a=b"), "metadata": {
+            "name": "image-puller", "namespace": "x", "resourceVersion": "1"}})
+        assert [n.name for n in matching_nodes(applied.placement(), nodes, include_transient=True)] == list(group.nodes)
 
 
 def test_a_single_node_group_is_not_selected_by_its_hostname() -> None:
