@@ -97,8 +97,8 @@ def _type(value: Any) -> str:
 
 
 def _mapping(value: Any, field: str) -> Mapping[str, Any] | None:
-    if value is None:
-        return None
+    if value is None or type(value) is dict:  # parsed JSON: skip the slower ABC check
+        return value
     if not isinstance(value, Mapping):
         raise PlacementError(field, f"is not an object: {_type(value)}")
     return value
@@ -312,7 +312,7 @@ def read_tolerations(value: Any, *, field: str, source: str = "") -> tuple[Toler
 def _quantities(value: Any, field: str) -> tuple[tuple[str, bool], ...]:
     found = []
     for name, quantity in _bounded_mapping(value, field, MAX_RESOURCES).items():
-        if not is_extended_resource(name):
+        if "/" not in name or not is_extended_resource(name):  # cpu, memory: the common case, fast
             continue
         positive = quantity_is_positive(quantity)
         if positive is None:
@@ -337,10 +337,38 @@ def read_resources(container: Any, *, field: str, source: str = "") -> Resources
         raise e.named(source) from None
 
 
+def _nothing_extended(container: Any) -> bool:
+    """True for the common container: a well-typed object whose requests and limits name no
+    extended resource. Checked without building a single field path (10,000 workbenches
+    have 20,000 such containers)."""
+    if type(container) is not dict or type(container.get("name", "")) is not str:
+        return False
+    resources = container.get("resources")
+    if resources is None:
+        return True
+    if type(resources) is not dict:
+        return False
+    for key in ("requests", "limits"):
+        quantities = resources.get(key)
+        if quantities is None:
+            continue
+        if type(quantities) is not dict or len(quantities) > MAX_RESOURCES:
+            return False
+        for name in quantities:
+            if "/" in name:
+                return False
+    return True
+
+
 def _containers(spec: Mapping[str, Any], field: str) -> tuple[tuple[str, Resources], ...]:
     found = []
     for key in ("initContainers", "containers"):
-        for i, container in enumerate(_list(spec.get(key), f"{field}.{key}", MAX_CONTAINERS)):
+        items = spec.get(key)
+        if type(items) is not list or len(items) > MAX_CONTAINERS:
+            items = _list(items, f"{field}.{key}", MAX_CONTAINERS)
+        for i, container in enumerate(items):
+            if _nothing_extended(container):
+                continue
             name = _string(_get(container, f"{field}.{key}[{i}]", "name"), f"{field}.{key}[{i}].name")
             resources = _resources(container, f"{field}.{key}[{name or i}]")
             if resources:

@@ -64,7 +64,8 @@ def parse_int64(text: str) -> int | None:
 
 @dataclass(frozen=True, slots=True, order=True)
 class Toleration:
-    """One pod toleration. `operator` is never "" (read as Equal); `effect` "" matches all."""
+    """One pod toleration. `operator` "" is Equal (the reader writes it so); `effect` ""
+    matches every effect."""
 
     key: str = ""
     operator: str = EQUAL
@@ -82,7 +83,7 @@ class Toleration:
             return False
         if self.key and self.key != taint.key:
             return False
-        if self.operator == EQUAL:
+        if self.operator in (EQUAL, ""):
             return self.value == taint.value
         if self.operator == EXISTS:
             return True
@@ -206,10 +207,14 @@ class Placement:
     _hash: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "node_selector", _canonical_pairs(self.node_selector))
-        object.__setattr__(self, "tolerations", tuple(sorted(set(self.tolerations))))
-        object.__setattr__(self, "resources", frozenset(self.resources))
-        object.__setattr__(self, "one_of_resources", frozenset(self.one_of_resources))
+        if len(self.node_selector) > 1 or type(self.node_selector) is not tuple:
+            object.__setattr__(self, "node_selector", _canonical_pairs(self.node_selector))
+        if len(self.tolerations) > 1 or type(self.tolerations) is not tuple:
+            object.__setattr__(self, "tolerations", tuple(sorted(set(self.tolerations))))
+        if type(self.resources) is not frozenset:
+            object.__setattr__(self, "resources", frozenset(self.resources))
+        if type(self.one_of_resources) is not frozenset:
+            object.__setattr__(self, "one_of_resources", frozenset(self.one_of_resources))
         key = (self.node_selector, self.affinity, self.tolerations, self.resources, self.one_of_resources)
         object.__setattr__(self, "_hash", hash(key))
 
@@ -287,5 +292,5 @@ class PodScheduling:
             node_selector=self.node_selector,
             affinity=self.affinity,
             tolerations=self.tolerations,
-            resources=frozenset().union(*needed),
+            resources=frozenset().union(*needed) if needed else frozenset(),
         )

@@ -89,6 +89,7 @@ def tol(**fields: str) -> Toleration:
         pytest.param(tol(key="k", operator="Lt", value="5"), Taint("k", "7", "NoSchedule"), False, id="lt-numeric"),
         pytest.param(tol(key="k", operator="Gt", value="5"), Taint("k", "seven", "NoSchedule"), False, id="gt-not-integer"),
         pytest.param(tol(key="k", operator="exists"), Taint("k", "", "NoSchedule"), False, id="unknown-operator-case"),
+        pytest.param(Toleration("k", "", "v"), Taint("k", "v", "NoSchedule"), True, id="built-with-empty-operator"),
     ],
 )  # fmt: skip
 def test_tolerations_follow_upstream_tolerates_taint(toleration: Toleration, taint: Taint, tolerated: bool) -> None:
