@@ -694,4 +694,4 @@ def test_a_suggestion_never_has_an_empty_list() -> None:
     (group,) = group_nodes([cpu_node()], among=[cpu_node()])
     with pytest.raises(ValueError, match="default images"):
         suggest_puller(group, images=" ")
-    assert "nodeSelector" not in suggest_puller(group, images="a=b")["spec"]  # type: ignore[operator]
+    assert "nodeSelector" not in suggest_puller(group, images="a=b")["spec"]
