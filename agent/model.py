@@ -96,10 +96,28 @@ class Rejection:
         return f"{self.source}: {self.field} {self.reference!r} {self.reason}"
 
 
+@dataclass(frozen=True, order=True, slots=True)
+class Taint:
+    """One entry of a Node's `spec.taints`. `effect` is NoSchedule, PreferNoSchedule or
+    NoExecute (anything else is kept as written: it blocks nothing)."""
+
+    key: str
+    value: str
+    effect: str
+
+    def __str__(self) -> str:  # as kubectl shows it: key=value:Effect, or key:Effect
+        return f"{self.key}={self.value}:{self.effect}" if self.value else f"{self.key}:{self.effect}"
+
+
 @dataclass(frozen=True, slots=True)
 class NodeInfo:
-    """A node the puller may run on: its labels (for the puller's nodeSelector) and disk."""
+    """A node: its labels (for nodeSelectors and affinity), disk, and what decides which pods
+    may run on it (`agent.placement`): taints, whether it is cordoned, and the extended
+    resources (GPUs and other accelerators) it has allocatable."""
 
     name: str
     labels: Mapping[str, str]
     ephemeral_storage: int | None  # bytes of status.capacity, None when not reported
+    taints: tuple[Taint, ...] = ()  # spec.taints, every effect, as listed
+    unschedulable: bool = False  # spec.unschedulable: cordoned
+    extended: frozenset[str] = frozenset()  # extended resources with status.allocatable above zero

@@ -14,7 +14,10 @@ What this module is for:
   adding or removing one image renames nothing else;
 * recording which entries the agent owns (`OWNED_ANNOTATION`, `read_owned`,
   `render_owned`);
-* turning the object returned by the API into a `PullerCR` (`read_puller`).
+* turning the object returned by the API into a `PullerCR` (`read_puller`), with the
+  placement fields the puller copies into its DaemonSet (`spec.nodeSelector`,
+  `spec.affinity`, `spec.tolerations`, each a JSON string) read strictly: the puller exits
+  on a value it cannot unmarshal, so a malformed one makes the whole CR invalid.
 
 What it is not: it makes no API calls, reads no settings, and decides nothing about which
 images to pull. Choosing the set, keeping owned names stable and building the patch belong
@@ -38,6 +41,16 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from agent.placement import (
+    NodeAffinity,
+    Placement,
+    PlacementError,
+    Toleration,
+    puller_placement,
+    read_affinity_json,
+    read_tolerations_json,
+)
 
 if TYPE_CHECKING:  # only `short_name`, `tag`, `digest` and `str()` are used at run time
     from agent.refs import ImageRef
@@ -342,9 +355,15 @@ class PullerCR:
     node_selector: dict[str, str]  # spec.nodeSelector decoded; {} if absent or empty
     entry_kinds: dict[str, tuple[str, ...]] = field(default_factory=dict)  # from KINDS_ANNOTATION
     entry_tags: dict[str, str] = field(default_factory=dict)  # from TAGS_ANNOTATION
+    affinity: NodeAffinity | None = None  # spec.affinity's required node affinity; None if none
+    tolerations: tuple[Toleration, ...] = ()  # spec.tolerations decoded
 
     def entries(self) -> tuple[Entry, ...]:
         return parse_images(self.images)
+
+    def placement(self) -> Placement:
+        """Where the puller's DaemonSet runs (`agent.placement.puller_placement`)."""
+        return puller_placement(node_selector=self.node_selector, affinity=self.affinity, tolerations=self.tolerations)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -406,9 +425,12 @@ def read_puller(obj: Mapping[str, Any]) -> PullerCR:
     """A `PullerCR` from the object as the API returns it (a plain dict).
 
     Raises InvalidPullerCR, naming the object and the field, when metadata is incomplete,
-    spec or one of the fields read is of the wrong type, or spec.nodeSelector is not a JSON
-    object of strings (the puller would exit on it too). The owned-entries annotation never
-    makes the object invalid: garbage there reads as "owns nothing".
+    spec or one of the fields read is of the wrong type, spec.nodeSelector is not a JSON
+    object of strings, spec.affinity not a JSON object of the pod `affinity` shape, or
+    spec.tolerations not a JSON list of tolerations (the puller would exit on them too; the
+    inner field is named: "spec.affinity.nodeAffinity...nodeSelectorTerms is not a list").
+    The owned-entries annotation never makes the object invalid: garbage there reads as
+    "owns nothing".
     """
     if not isinstance(obj, Mapping):
         raise InvalidPullerCR(f"{KIND} <unknown>: not an object: {type(obj).__name__}")
@@ -445,6 +467,11 @@ def read_puller(obj: Mapping[str, Any]) -> PullerCR:
     node_selector = _node_selector(spec.get("nodeSelector"))
     if isinstance(node_selector, str):
         raise fail("spec.nodeSelector", node_selector)
+    try:
+        affinity = read_affinity_json(spec.get("affinity"), field="spec.affinity")
+        tolerations = read_tolerations_json(spec.get("tolerations"), field="spec.tolerations")
+    except PlacementError as e:
+        raise fail(e.field, e.problem) from None
 
     return PullerCR(
         namespace=namespace,
@@ -455,6 +482,8 @@ def read_puller(obj: Mapping[str, Any]) -> PullerCR:
         node_selector=node_selector,
         entry_kinds=read_entry_kinds(metadata.get("annotations")),
         entry_tags=read_entry_tags(metadata.get("annotations")),
+        affinity=affinity,
+        tolerations=tolerations,
     )
 
 

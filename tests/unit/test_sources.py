@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from agent.model import Role, State, StreamTag
+from agent.model import Role, State, StreamTag, Taint
 from agent.refs import parse_reference
 from agent.resolve import resolve
 from agent.sizes import SizeReport
 from agent.sources import Observation
 from agent.sources.imagestreams import read_image_stream
-from agent.sources.nodes import NodeFindings, read_node
+from agent.sources.nodes import MAX_EXTENDED, MAX_TAINTS, NodeFindings, read_node
 from agent.sources.notebooks import read_notebook
 from agent.sources.serving import read_inference_service, read_llm_inference_service, read_serving_runtime, read_template
 
@@ -474,3 +474,30 @@ def test_nodes_give_sizes_by_name_and_digest_and_their_capacity():
     assert into.sizes.of(a_digest) == SizeReport(700)  # content-addressed: any repository's report counts
     assert into.sizes.of(a_tag) == SizeReport(500, D1)  # a tag's size belongs to the digest seen with it
     assert [(n.name, n.ephemeral_storage) for n in into.nodes] == [("w0", 100 * 2**30), ("w1", None)]
+
+
+def test_nodes_give_what_placement_needs_taints_cordoning_and_accelerators():
+    into = NodeFindings()
+    gpu = {"metadata": {"name": "gpu-0", "labels": {"nvidia.com/gpu.present": "true"}},
+           "spec": {"unschedulable": True,
+                    "taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"},
+                               {"key": "dedicated", "value": "ml", "effect": "PreferNoSchedule"}, "junk", {"key": 3}]},
+           "status": {"allocatable": {"cpu": "16", "memory": "64Gi", "hugepages-2Mi": "0", "nvidia.com/gpu": "8",
+                                      "amd.com/gpu": "0", "habana.ai/gaudi": "lots", "pods": "250"}}}
+    read_node(gpu, into)
+    read_node({**gpu, "metadata": {"name": "gpu-1"}}, into)
+    read_node({"metadata": {"name": "cpu-0"}, "spec": {"unschedulable": "yes"}, "status": {"allocatable": []}}, into)
+    g0, g1, cpu = into.nodes
+    assert g0.taints == (Taint("nvidia.com/gpu", "", "NoSchedule"), Taint("dedicated", "ml", "PreferNoSchedule"))
+    assert (g0.unschedulable, g0.extended) == (True, frozenset({"nvidia.com/gpu"}))
+    assert g1.taints is g0.taints and g1.extended is g0.extended  # one shared copy for a pool
+    assert (cpu.taints, cpu.unschedulable, cpu.extended) == ((), False, frozenset())
+
+
+def test_what_one_node_can_cost_is_bounded():
+    into = NodeFindings()
+    read_node({"metadata": {"name": "n"},
+               "spec": {"taints": [{"key": f"k{i}", "effect": "NoSchedule"} for i in range(1000)]},
+               "status": {"allocatable": {f"x{i}.example.com/r": "1" for i in range(1000)}}}, into)
+    (n,) = into.nodes
+    assert len(n.taints) == MAX_TAINTS and len(n.extended) == MAX_EXTENDED
