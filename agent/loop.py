@@ -75,7 +75,7 @@ class Metrics:
         )
 
     def record(self, result: CycleResult) -> None:
-        plans = [o.plan for o in result.outcomes]
+        plans = [o.plan for o in result.outcomes if o.plan is not None]
         self.duration.observe(result.duration_seconds)
         self.cycles.labels(result="success" if result.ok else "failure").inc()
         self.candidates.set(sum(len(p.candidates) for p in plans))

@@ -10,8 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from agent.refs import ImageRef
+
+if TYPE_CHECKING:  # agent.placement builds on this module; only the annotation needs it
+    from agent.placement import Placement
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -72,7 +76,9 @@ class Usage:
 
     `stream_tag` is set when the object says which ImageStream tag the image came from
     (a Notebook's `last-image-selection`), so the planner can tie the two spellings of
-    one image together.
+    one image together. `placement` is where the pod that pulls it could run (for an image
+    merely offered, where its accelerator hint sends it); None when unknown: it then
+    counts for every target.
     """
 
     image: ImageRef
@@ -81,6 +87,7 @@ class Usage:
     role: Role
     state: State
     stream_tag: StreamTag | None = None
+    placement: Placement | None = None
 
 
 @dataclass(frozen=True, slots=True)

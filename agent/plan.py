@@ -76,17 +76,21 @@ _RANKED_ORDER = {Tier.SHARED: 0, Tier.PROJECT: 1, Tier.OFFERED: 2}
 
 @dataclass(frozen=True, slots=True)
 class PlanInput:
-    """Everything one target's plan is decided from."""
+    """Everything one target's plan is decided from (`agent.pools` says which usages count
+    for the target and which nodes its puller runs on)."""
 
-    usages: Sequence[Usage]
+    usages: Sequence[Usage]  # those that count for this target
     puller: PullerCR
-    nodes: Sequence[NodeInfo]
+    nodes: Sequence[NodeInfo]  # where the target's puller runs: the disk budget is the smallest of theirs
     sizes: ImageSizes
     settings: Settings
     now: datetime
     applications_namespace: str
     failed: Mapping[str, str] = field(default_factory=dict)  # kind -> why it could not be listed
     missing: Mapping[str, str] = field(default_factory=dict)  # kind -> why it is not served
+    elsewhere: Sequence[Usage] = ()  # usages of images that do not count here, shown as left out
+    elsewhere_reasons: Mapping[ImageRef, str] = field(default_factory=dict)  # why, by image
+    hold: str = ""  # when set, why nothing changes this cycle: every managed entry stays, nothing is added
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +141,8 @@ def make_plan(given: PlanInput) -> Plan:
     images = _candidates(given, listed, protected)
     budget, warnings = _budget(given)
     room = _Room.of(given.settings, budget, used=_foreign_bytes(listed, given.sizes))
+    unknown_budget = budget is None and _budget_needs_nodes(given)
+    held = given.hold or ("Nodes could not be listed, so the disk budget is unknown" if unknown_budget else "")
     decided = _settled(images, listed, protected, given.settings, room)
     settled = {d.image for d in decided}
     decided += _select(
@@ -144,8 +150,9 @@ def make_plan(given: PlanInput) -> Plan:
         room,
         listed,
         settings=given.settings,
-        budget_unknown=budget is None and _budget_needs_nodes(given),
+        held=held,
     )
+    decided += _elsewhere(given, {d.image for d in decided}, listed)
     desired, names = _desired(listed, [d.image for d in decided if d.selected], images, given.puller)
     return Plan(
         target_namespace=given.puller.namespace,
@@ -221,25 +228,31 @@ def _recorded_tags(puller: PullerCR, managed: Mapping[str, ImageRef]) -> dict[Im
     return found
 
 
-def _protected(listed: _Listed, given: PlanInput) -> dict[ImageRef, tuple[str, ...]]:
-    """Managed images that stay whatever their score, with the kinds that keep them: those
-    they were found in that could not be listed or are not served this cycle. An entry with
-    no record (written before records were kept) is kept whenever anything failed. A failed
-    DSCInitialization (the applications namespace is then a guess) keeps every entry. An
+def _protected(listed: _Listed, given: PlanInput) -> dict[ImageRef, str]:
+    """Managed images that stay whatever their score, with why: the kinds they were found in
+    that could not be listed or are not served this cycle. An entry with no record (written
+    before records were kept) is kept whenever anything failed. A failed DSCInitialization
+    (the applications namespace is then a guess) keeps every entry, and so does a hold. An
     image the policy now refuses is never kept."""
     unavailable = {*given.missing, *given.failed}
-    found: dict[ImageRef, tuple[str, ...]] = {}
+    found: dict[ImageRef, str] = {}
     for ref, name in listed.managed.items():
         recorded = given.puller.entry_kinds.get(name)
-        if DSCI_KIND in given.failed:
-            kinds: tuple[str, ...] = (DSCI_KIND,)
+        if given.hold:
+            why = given.hold
+        elif DSCI_KIND in given.failed:
+            why = _could_not((DSCI_KIND,))
         elif recorded is None:
-            kinds = tuple(sorted(given.failed))
+            why = _could_not(sorted(given.failed))
         else:
-            kinds = tuple(sorted(set(recorded) & unavailable))
-        if kinds and not policy_problem(ref, given.settings.references):
-            found[ref] = kinds
+            why = _could_not(sorted(set(recorded) & unavailable))
+        if why and not policy_problem(ref, given.settings.references):
+            found[ref] = why
     return found
+
+
+def _could_not(kinds: Sequence[str]) -> str:
+    return f"{', '.join(kinds)} could not be listed this cycle" if kinds else ""
 
 
 # -- candidates ----------------------------------------------------------------------------
@@ -384,7 +397,7 @@ def _budget(given: PlanInput) -> tuple[int | None, tuple[str, ...]]:
     """The per-node disk budget in bytes (None: none applies), and a warning when a budget
     relative to the nodes' disk cannot be applied."""
     budget_setting = given.settings.selection.disk_budget
-    budget = budget_setting.resolve(_smallest_capacity(given.nodes, given.puller.node_selector))
+    budget = budget_setting.resolve(_smallest_capacity(given.nodes))
     if budget is None and budget_setting.fraction is not None and not _budget_needs_nodes(given):
         return None, ("no target node reports ephemeral-storage capacity: the disk budget is not applied",)
     return budget, ()
@@ -395,12 +408,9 @@ def _budget_needs_nodes(given: PlanInput) -> bool:
     return given.settings.selection.disk_budget.fraction is not None and NODE_KIND in given.failed
 
 
-def _smallest_capacity(nodes: Sequence[NodeInfo], selector: Mapping[str, str]) -> int | None:
-    capacities = [
-        n.ephemeral_storage
-        for n in nodes
-        if n.ephemeral_storage and all(n.labels.get(k) == v for k, v in selector.items())
-    ]
+def _smallest_capacity(nodes: Sequence[NodeInfo]) -> int | None:
+    """The smallest ephemeral-storage capacity: that node holds every image of the list."""
+    capacities = [n.ephemeral_storage for n in nodes if n.ephemeral_storage]
     return min(capacities) if capacities else None
 
 
@@ -471,7 +481,7 @@ class _Room:
 def _settled(
     images: Sequence[_Image],
     listed: _Listed,
-    protected: Mapping[ImageRef, tuple[str, ...]],
+    protected: Mapping[ImageRef, str],
     settings: Settings,
     room: _Room,
 ) -> list[Candidate]:
@@ -488,15 +498,16 @@ def _settled(
             decided.append(_decision(image, listed, selected=True, reason="pinned in the configuration"))
         elif image.tier is Tier.KEPT:
             room.take(image)
-            reason = f"kept: {', '.join(protected[image.ref])} could not be listed this cycle"
+            reason = f"kept: {protected[image.ref]}"
             decided.append(_decision(image, listed, selected=True, reason=reason))
     return decided
 
 
 def _select(
-    images: Sequence[_Image], room: _Room, listed: _Listed, *, settings: Settings, budget_unknown: bool
+    images: Sequence[_Image], room: _Room, listed: _Listed, *, settings: Settings, held: str
 ) -> list[Candidate]:
-    """The ranked images, in order, each in or out with the reason."""
+    """The ranked images, in order, each in or out with the reason. `held`: why nothing new
+    may be added this cycle ("" when it may)."""
     decided = []
     min_score = settings.selection.min_score
     for image in images:
@@ -504,8 +515,8 @@ def _select(
         floor = min_score * (1 - room.margin) if managed else min_score
         if image.score < floor:
             reason = f"score {image.score:g} is below the minimum {floor:g}"
-        elif budget_unknown and not managed:
-            reason = "not added this cycle: Nodes could not be listed, so the disk budget is unknown"
+        elif held and not managed:
+            reason = f"not added this cycle: {held}"
         else:
             reason = room.refusal(image, managed=managed)
         if reason:
@@ -515,6 +526,22 @@ def _select(
         reason = f"rank {room.count}, score {image.score:g}" + (" (kept)" if managed else "")
         decided.append(_decision(image, listed, selected=True, reason=reason))
     return decided
+
+
+def _elsewhere(given: PlanInput, decided: set[ImageRef], listed: _Listed) -> list[Candidate]:
+    """Images whose workloads cannot run where this target's puller runs: left out, with why."""
+    groups: dict[ImageRef, list[Usage]] = {}
+    reasons: dict[ImageRef, str] = {}
+    for usage in given.elsewhere:
+        ref = _listed_as(usage.image, given.sizes, listed.tag_digests)
+        if ref not in decided:
+            groups.setdefault(ref, []).append(usage)
+            reasons.setdefault(ref, given.elsewhere_reasons.get(usage.image, "its workloads run on other nodes"))
+    found = []
+    for ref in sorted(groups, key=str):
+        image = _image(ref, tuple(groups[ref]), given, pinned=False, kept=False, tags=())
+        found.append(_decision(image, listed, selected=False, reason=reasons[ref]))
+    return found
 
 
 def _decision(image: _Image, listed: _Listed, *, selected: bool, reason: str) -> Candidate:

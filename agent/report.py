@@ -9,8 +9,11 @@ import difflib
 import json
 from typing import Any
 
+import yaml
+
 from agent.cycle import CycleResult, TargetOutcome
 from agent.plan import Candidate, Plan
+from agent.pools import Gap, Pool
 from agent.puller import render_images
 
 MAX_REJECTIONS_SHOWN = 20
@@ -20,6 +23,10 @@ def as_json(result: CycleResult, *, dry_run: bool) -> str:
     """One document for one target, or `{"targets": [...]}` for several."""
     docs = [_target_doc(o, result, dry_run=dry_run) for o in result.outcomes]
     doc: dict[str, Any] = docs[0] if len(docs) == 1 else {"targets": docs}
+    doc["coverage"] = {
+        "uncovered": _gap_docs(result),
+        "nowhere": {str(i): why for i, why in (result.placing.nowhere if result.placing else {}).items()},
+    }
     doc["cycle"] = {
         "listed": result.listed,
         "missing": result.missing,
@@ -32,9 +39,13 @@ def as_json(result: CycleResult, *, dry_run: bool) -> str:
 
 def _target_doc(outcome: TargetOutcome, result: CycleResult, *, dry_run: bool) -> dict[str, Any]:
     plan = outcome.plan
+    target = {"namespace": outcome.target.namespace, "name": outcome.target.name}
+    if plan is None:
+        return {"target": target, "dry_run": dry_run, "changed": False, "written": False, "error": outcome.error}
     return {
-        "target": {"namespace": outcome.target.namespace, "name": outcome.target.name},
+        "target": target,
         "dry_run": dry_run,
+        "pool": _pool_doc(outcome.pool),
         "generated_at": plan.generated_at.isoformat(),
         "budget_bytes": plan.budget_bytes,
         "budget_used_bytes": plan.budget_used_bytes,
@@ -58,6 +69,30 @@ def _target_doc(outcome: TargetOutcome, result: CycleResult, *, dry_run: bool) -
         "written": outcome.written,
         "error": outcome.error,
     }
+
+
+def _pool_doc(pool: Pool | None) -> dict[str, Any] | None:
+    if pool is None:
+        return None
+    return {
+        "name": pool.name,
+        "nodes": len(pool.nodes),
+        "smallest_disk_bytes": pool.smallest_disk,
+        "accelerators": list(pool.accelerators),
+    }
+
+
+def _gap_docs(result: CycleResult) -> list[dict[str, Any]]:
+    gaps = result.placing.gaps if result.placing else ()
+    return [
+        {
+            "group": gap.group.name,
+            "nodes": list(gap.group.nodes),
+            "images": [str(i) for i in gap.images],
+            "suggested_puller": dict(gap.suggestion),
+        }
+        for gap in gaps
+    ]
 
 
 def _candidate_doc(c: Candidate) -> dict[str, Any]:
@@ -94,13 +129,53 @@ def _findings(result: CycleResult) -> list[str]:
             lines.append(f"  ... and {len(result.rejected) - MAX_REJECTIONS_SHOWN} more (see --output json)")
     if result.problems:
         lines += ([""] if lines else []) + ["Not resolved:"] + [f"  {p}" for p in result.problems]
+    for gap in result.placing.gaps if result.placing else ():
+        lines += ([""] if lines else []) + _gap_lines(gap)
     return ["\n".join(lines)] if lines else []
+
+
+def _gap_lines(gap: Gap) -> list[str]:
+    """Nodes no puller covers, and what would cover them: the CR, its target, its RBAC."""
+    group = gap.group
+    meta = gap.suggestion["metadata"]
+    assert isinstance(meta, dict)
+    namespace, name = meta["namespace"], meta["name"]
+    more = f" and {len(gap.images) - 5} more" if len(gap.images) > 5 else ""
+    shown = ", ".join(str(i) for i in gap.images[:5]) + more
+    rbac = [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": "prepull-agent-puller", "namespace": namespace},
+         "rules": [{"apiGroups": ["che.eclipse.org"], "resources": ["kubernetesimagepullers"],
+                    "resourceNames": [name], "verbs": ["get", "patch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "prepull-agent-puller", "namespace": namespace},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "prepull-agent-puller"},
+         "subjects": [{"kind": "ServiceAccount", "name": "prepull-agent", "namespace": "prepull-agent"}]},
+    ]
+    return [
+        f"Nodes no puller covers: group {group.name} ({len(group.nodes)} nodes: {', '.join(group.nodes[:3])}"
+        + (", ..." if len(group.nodes) > 3 else "") + f") runs workloads whose images are not pre-pulled: {shown}.",
+        f"To cover it, create the namespace {namespace}, apply this KubernetesImagePuller and its RBAC,",
+        "and add it to the configuration's targets:",
+        "",
+        yaml.safe_dump_all([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+                            dict(gap.suggestion), *rbac], sort_keys=False).rstrip(),
+        "",
+        "# config.yaml",
+        yaml.safe_dump({"targets": [{"namespace": namespace, "name": name}]}, sort_keys=False).rstrip(),
+        "" if group.exact else "(no label sets these nodes apart exactly: check the nodeSelector before applying)",
+    ]
 
 
 def _target_table(outcome: TargetOutcome, *, dry_run: bool) -> str:
     target = f"{outcome.target.namespace}/{outcome.target.name}"
     plan = outcome.plan
-    lines = [f"KubernetesImagePuller {target}: {_budget_line(plan)}", ""]
+    if plan is None:
+        return f"KubernetesImagePuller {target}: {outcome.error}"
+    lines = [f"KubernetesImagePuller {target}: {_budget_line(plan)}"]
+    if outcome.pool is not None:
+        lines.append(_pool_line(outcome.pool))
+    lines.append("")
     lines += _table(plan.candidates)
     for name, reason in sorted(plan.failed_sources.items()):
         lines.append(f"\nWarning: {name} could not be listed ({reason}); images the agent manages are kept.")
@@ -108,6 +183,12 @@ def _target_table(outcome: TargetOutcome, *, dry_run: bool) -> str:
         lines.append(f"\nWarning: {warning}")
     lines += ["", _diff(plan) or "spec.images: no change.", _verdict(outcome, dry_run=dry_run)]
     return "\n".join(lines)
+
+
+def _pool_line(pool: Pool) -> str:
+    disk = _size(pool.smallest_disk) if pool.smallest_disk else "unknown"
+    accelerators = ", ".join(pool.accelerators) or "none"
+    return f"  pool {pool.name}: {len(pool.nodes)} nodes, smallest disk {disk}, accelerators: {accelerators}"
 
 
 def _budget_line(plan: Plan) -> str:
@@ -155,7 +236,7 @@ def _diff(plan: Plan) -> str:
 
 def _verdict(outcome: TargetOutcome, *, dry_run: bool) -> str:
     plan = outcome.plan
-    if outcome.error:
+    if outcome.error or plan is None:
         return f"Not written: {outcome.error}"
     if not plan.changed:
         return "Nothing to write."

@@ -187,15 +187,11 @@ def test_max_images_cuts_the_ranking():
     assert "over the limit of 2 images" in by_image(p, "quay.io/x/img4:1").reason
 
 
-def test_disk_budget_is_a_fraction_of_the_smallest_target_node():
-    nodes = [
-        NodeInfo("big", {"role": "worker"}, 1000 * GiB),
-        NodeInfo("small", {"role": "worker"}, 100 * GiB),
-        NodeInfo("tiny-infra", {"role": "infra"}, 10 * GiB),  # not a target: the selector excludes it
-    ]
+def test_disk_budget_is_a_fraction_of_the_smallest_node_the_puller_runs_on():
+    nodes = [NodeInfo("big", {"role": "worker"}, 1000 * GiB), NodeInfo("small", {"role": "worker"}, 100 * GiB)]
     a, b = f"quay.io/x/a@{digest('a')}", f"quay.io/x/b@{digest('b')}"
     usages = [use(a, name="a"), use(a, name="a2", ns="team-b"), use(b, name="b"), use(b, name="b", ns="team-b")]
-    p = plan(usages, cr(selector={"role": "worker"}), nodes=nodes, sizes={a: 20 * GiB, b: 15 * GiB},
+    p = plan(usages, nodes=nodes, sizes={a: 20 * GiB, b: 15 * GiB},
              cfg=settings(disk_budget=DiskBudget(fraction=0.3)))
     assert p.budget_bytes == 30 * GiB
     assert selected_images(p) == [a]
