@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from agent.puller import OWNED_ANNOTATION, puller_view, read_owned
-from tests.harness.loader import apply_objects, request
-from tests.integration.conftest import ADMIN_ENTRY, ALL_READS, REPO_ROOT, read_rules
+from tests.harness.loader import apply_objects, read_objects, request
+from tests.integration.conftest import ADMIN_ENTRY, ALL_READS, REPO_ROOT, SAMPLES, read_rules
 
 D = "sha256:"
 GRANITE = "quay.io/redhat-ai-services/modelcar-catalog:granite-3.1-8b-instruct"
@@ -127,22 +127,29 @@ def test_a_hostile_notebook_cannot_add_an_entry(agent, puller, api_client, names
     assert len(view) == len(images.strip().splitlines())  # one entry per line, none split or merged
 
 
-def test_a_missing_crd_is_skipped_with_one_warning(agent, puller, api_client):
-    crd_path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/llminferenceservices.serving.kserve.io"
+# RHOAI may ship without the ClusterServingRuntime CRD (issue 12): the agent must work without it.
+@pytest.mark.parametrize(("plural", "kind", "lost"), [
+    ("llminferenceservices", "LLMInferenceService", QWEN),
+    ("clusterservingruntimes", "ClusterServingRuntime", SKLEARN),
+])
+def test_a_missing_crd_is_skipped_with_one_warning(agent, puller, api_client, plural, kind, lost):
+    crd_path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{plural}.serving.kserve.io"
     crd = request(api_client, "GET", crd_path)
     request(api_client, "DELETE", crd_path)
     try:
-        _wait_gone(api_client, "/apis/serving.kserve.io/v1alpha1/llminferenceservices")
+        _wait_gone(api_client, f"/apis/serving.kserve.io/v1alpha1/{plural}")
         run = agent("once", "--dry-run", target=puller.target)
         assert run.code == 0
-        assert run.json()["cycle"]["missing"].keys() == {"LLMInferenceService"}
+        assert run.json()["cycle"]["missing"].keys() == {kind}
         assert len(run.logged("kind not served")) == 1
-        assert QWEN not in candidates(run.json())
+        assert lost not in candidates(run.json())
     finally:
         for key in ("resourceVersion", "uid", "creationTimestamp", "managedFields", "generation"):
             crd["metadata"].pop(key, None)
         crd.pop("status", None)
         _recreate_crd(api_client, crd)
+        # Deleting a CRD deletes its objects: put the sample's back for the tests that follow.
+        apply_objects(api_client, [o for o in read_objects(SAMPLES) if o["kind"] == kind])
 
 
 def test_a_denied_source_never_shrinks_the_list(agent, puller, restricted_kubeconfig):
