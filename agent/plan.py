@@ -590,7 +590,11 @@ def _desired(
         entries.append(Entry.of(name, str(ref)))
         owned[name] = str(ref)
     by_ref = {i.ref: i for i in images}
-    kinds = {name: _kinds_of(by_ref.get(ref)) or puller.entry_kinds.get(name, ()) for ref, name in names.items()}
+    kinds = {
+        name: found
+        for ref, name in names.items()
+        if (found := _kinds_of(by_ref.get(ref)) or puller.entry_kinds.get(name, ()))
+    }
     tags = {name: str(min(by_ref[ref].tags)) for ref, name in names.items() if ref in by_ref and by_ref[ref].tags}
     return PullerState(tuple(entries), owned, kinds, tags), names
 
