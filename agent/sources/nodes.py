@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.model import NodeInfo
-from agent.settings import parse_quantity
+from agent.quantity import parse_quantity
 from agent.sources.common import as_list, as_str, dig, labels_of
 
 KIND = "Node"
