@@ -5,14 +5,15 @@ Layers, each overriding the one before: the defaults declared here, a YAML file
 command line (`--target` through `with_target`).
 
 Every setting is declared once, as a field of a frozen pydantic dataclass with its type,
-its constraints (in the `Annotated` type), a default and a one-line description. pydantic
+its constraints (in the `Annotated` type), a default and a one-line docstring. pydantic
 (v2) validates in strict mode: no bool is an int, no "10" is a number, a list item is never
 coerced; cross-field rules are model validators. A `Settings` that exists is valid however
 it was made, whether loaded, constructed in code or copied with `dataclasses.replace`.
 
 Hand-written here, because no library does them the way an administrator needs: the origin
 of each key (file or environment variable) in messages, the did-you-mean hint for an
-unknown key, the environment layer, and the YAML loader that refuses a repeated key. Every
+unknown key, the environment layer (pydantic-settings silently ignores a misspelt nested
+variable and cannot read comma lists), and the YAML loader that refuses a repeated key. Every
 error is a `SettingsError` naming where the value came from, the dotted key and what is
 accepted, one line per problem, all problems of a file and the environment at once.
 
