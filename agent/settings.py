@@ -103,9 +103,14 @@ TARGET_VARIABLE = "PREPULL_TARGET"
 
 
 class SettingsError(ValueError):
-    """A setting is missing, unknown or invalid. Each line of the message says where, which
-    key, and what is accepted, e.g. `config c.yaml: selection.max_images must be an integer
-    >= 0, got 'ten' (str)`."""
+    """Settings are missing, unknown or invalid. Each problem says where, which key, and what
+    is accepted, e.g. `config c.yaml: selection.max_images must be an integer >= 0, got
+    'ten' (str)`; several are counted and listed one per line. `problems` holds them."""
+
+    def __init__(self, *problems: str) -> None:
+        lines = "".join(f"\n  {problem}" for problem in problems)
+        super().__init__(problems[0] if len(problems) == 1 else f"{len(problems)} problems:{lines}")
+        self.problems = problems
 
 
 # ---------------------------------------------------------------------------------------
@@ -256,7 +261,7 @@ def _settings(cls: type[_T]) -> type[_T]:
         try:
             validate(self, *args, **kwargs)
         except ValidationError as e:
-            raise SettingsError("\n".join(_problems(e, made, _Where("")))) from None
+            raise SettingsError(*_problems(e, made, _Where(""))) from None
 
     setattr(made, "__init__", __init__)  # noqa: B010 - mypy refuses assigning a method
     return made
@@ -892,7 +897,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, env: Mapping[st
     except ValidationError as e:
         problems += _problems(e, Settings, where)
     if problems:
-        raise SettingsError("\n".join(problems))
+        raise SettingsError(*problems)
     if TARGET_VARIABLE in env:
         settings = with_target(settings, env[TARGET_VARIABLE], origin=f"environment {TARGET_VARIABLE}")
     return settings

@@ -658,7 +658,7 @@ def test_every_problem_of_the_file_and_the_environment_is_reported_at_once(tmp_p
         "kube: {page_size: 0}\n"
     )
     env = {"PREPULL_SELECTOIN__MAX_IMAGES": "1", "PREPULL_SERVE__PORT": "http"}
-    assert errors(lambda: load_settings(path, env=env)).splitlines() == [
+    expected = [
         "environment PREPULL_SELECTOIN__MAX_IMAGES: no setting 'selectoin' (did you mean 'selection'? "
         "known top-level keys: applications_namespace, kube, logging, references, selection, serve, "
         "sizes, sources, targets, weights)",
@@ -672,22 +672,29 @@ def test_every_problem_of_the_file_and_the_environment_is_reported_at_once(tmp_p
         f"config {path}: kube.page_size must be an integer from 1 to 5000, got 0 (int)",
         "environment PREPULL_SERVE__PORT: serve.port must be an integer from 1 to 65535, got 'http' (str)",
     ]
+    with pytest.raises(SettingsError) as caught:
+        load_settings(path, env=env)
+    assert caught.value.problems == tuple(expected)
+    assert str(caught.value).splitlines() == ["7 problems:", *(f"  {line}" for line in expected)]
 
 
 def test_a_list_of_targets_that_are_all_wrong_is_reported_item_by_item() -> None:
     message = errors(lambda: from_data({"targets": [5, {"nmespace": "a"}]}))
     assert message.splitlines() == [
-        "config c.yaml: targets[0] must be a mapping of keys, got 5 (int)",
-        "config c.yaml: unknown key 'targets[1].nmespace' (did you mean 'namespace'? known keys under "
+        "2 problems:",
+        "  config c.yaml: targets[0] must be a mapping of keys, got 5 (int)",
+        "  config c.yaml: unknown key 'targets[1].nmespace' (did you mean 'namespace'? known keys under "
         "'targets[1]': create, name, namespace)",
     ]
 
 
 def test_a_value_made_in_code_reports_every_problem_with_bare_keys() -> None:
-    assert errors(lambda: Selection(max_images=-1, min_score=True)).splitlines() == [  # type: ignore[arg-type]
+    with pytest.raises(SettingsError) as caught:
+        Selection(max_images=-1, min_score=True)  # type: ignore[arg-type]
+    assert caught.value.problems == (
         "max_images must be an integer >= 0, got -1 (int)",
         "min_score must be a number >= 0, got True (bool)",
-    ]
+    )
 
 
 @pytest.mark.parametrize(
