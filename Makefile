@@ -58,11 +58,12 @@ demo: venv cluster-up
 	$(AGENT) once --output json $(ON_LOCAL) 2>/dev/null | $(VENV)/bin/python -c 'import json,sys; d=json.load(sys.stdin); print("changed:", d["changed"], "written:", d["written"])'
 	@echo "The cluster keeps running: KUBECONFIG=$(CLUSTER_DIR)/kubeconfig; make cluster-down stops it."
 
-# Type checks and lint of the package (part of `make test`).
+# Type checks, lint and the import contracts of the package (part of `make test`).
 lint: venv
 	$(VENV)/bin/mypy
 	$(VENV)/bin/ruff check agent
+	$(VENV)/bin/lint-imports
 
 clean: cluster-down
-	rm -rf $(VENV) .pytest_cache .hypothesis build dist *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis .import_linter_cache build dist *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

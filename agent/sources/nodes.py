@@ -23,7 +23,7 @@ from typing import Any
 
 from agent.model import NodeInfo, Taint
 from agent.placement import is_extended_resource, quantity_is_positive
-from agent.settings import parse_quantity
+from agent.quantity import parse_quantity
 from agent.sizes import ImageSizes
 from agent.sources.common import as_list, as_str, dig, labels_of
 

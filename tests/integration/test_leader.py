@@ -430,7 +430,7 @@ def test_a_lease_lost_after_a_conflict_stops_the_retry(kubes, puller: Puller, mo
     ],
 )
 def test_a_failure_after_a_conflict_is_that_targets_error_and_the_next_target_is_written(
-    proxy, kubes, api_client, namespace, puller: Puller, fault
+    proxy, kubes, api_client, namespace, second_namespace, puller: Puller, fault
 ):
     fault_proxy, kubeconfig = proxy
     apply_objects(
@@ -439,18 +439,18 @@ def test_a_failure_after_a_conflict_is_that_targets_error_and_the_next_target_is
             {
                 "apiVersion": "che.eclipse.org/v1alpha1",
                 "kind": "KubernetesImagePuller",
-                "metadata": {"name": "second-puller", "namespace": namespace},
+                "metadata": {"name": "second-puller", "namespace": second_namespace},
                 "spec": {"daemonsetName": "second", "images": f"{ADMIN_ENTRY};"},
             }
         ],
     )
-    second = Puller(namespace, "second-puller", api_client)
+    second = Puller(second_namespace, "second-puller", api_client)
     rules = fault if fault[0].action == "conflict" else [Rule("conflict", method="PATCH", path=PULLER), *fault]
     for rule in rules:
         fault_proxy.add(rule)
     settings = replace(
         settings_for(),
-        targets=(Target(namespace=namespace, name="image-puller"), Target(namespace=namespace, name="second-puller")),
+        targets=(Target(namespace=namespace, name="image-puller"), Target(namespace=second_namespace, name="second-puller")),
     )
     rv = puller.resource_version()
 
@@ -463,10 +463,12 @@ def test_a_failure_after_a_conflict_is_that_targets_error_and_the_next_target_is
     assert puller.resource_version() == rv
 
 
-def test_a_target_that_cannot_be_read_stops_the_cycle_before_anything_is_written(kubes, namespace, puller: Puller):
+def test_a_target_that_cannot_be_read_stops_the_cycle_before_anything_is_written(
+    kubes, namespace, second_namespace, puller: Puller
+):
     settings = replace(
         settings_for(),
-        targets=(Target(namespace=namespace, name="image-puller"), Target(namespace=namespace, name="no-such-puller")),
+        targets=(Target(namespace=namespace, name="image-puller"), Target(namespace=second_namespace, name="no-such-puller")),
     )
     rv = puller.resource_version()
     with pytest.raises(TargetMissing):

@@ -56,11 +56,12 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREPULL_")}
         env.update(POD_NAME=name, POD_NAMESPACE=namespace, PREPULL_SERVE__PORT=str(self.port))
         self.log = log
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agent", "serve", "--kubeconfig", str(kubeconfig), "--config", str(config),
-             "--target", target, "--log-format", "json"],
-            cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"),
-        )
+        with log.open("w") as stderr:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "agent", "serve", "--kubeconfig", str(kubeconfig), "--config", str(config),
+                 "--target", target, "--log-format", "json"],
+                cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+            )
 
     def get(self, path: str) -> tuple[int, str]:
         try:
