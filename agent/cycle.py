@@ -32,10 +32,12 @@ from agent.puller import PullerCR
 from agent.resolve import Inventory, resolve
 from agent.settings import Settings, Target
 from agent.sources import Observation
+from agent.sources.common import MAX_TEXT, clip
 
 log = structlog.get_logger("prepull_agent.cycle")
 
-MAX_REJECTIONS_LOGGED = 20  # one tenant with thousands of bad references must not flood the logs
+MAX_REJECTIONS_LOGGED = 20  # of each: one tenant with thousands of bad references must not flood the logs
+MAX_LOGGED_TEXT = 3 * MAX_TEXT  # a problem holds up to two clipped tenant strings and the agent's words
 NOT_THE_LEADER = "not the leader any more; nothing written"
 
 
@@ -180,22 +182,28 @@ def _plan(puller: PullerCR, settings: Settings, observation: Observation, invent
 
 
 def _log_summary(result: CycleResult, inventory: Inventory, *, dry_run: bool) -> None:
+    """The first `MAX_REJECTIONS_LOGGED` problems and rejections, one line counting the rest,
+    then the cycle's counters. Every tenant string is clipped: however many objects a tenant
+    writes and however long their strings, this is a few KB of log."""
     plans = [o.plan for o in result.outcomes]
-    for problem in inventory.problems:
-        log.warning("not resolved", problem=problem)
+    for problem in inventory.problems[:MAX_REJECTIONS_LOGGED]:
+        log.warning("not resolved", problem=clip(problem, MAX_LOGGED_TEXT))
     for rejection in inventory.rejections[:MAX_REJECTIONS_LOGGED]:
         log.warning(
             "reference rejected",
-            source=str(rejection.source),
-            field=rejection.field,
-            reference=rejection.reference,
-            reason=rejection.reason,
+            source=clip(str(rejection.source)),
+            field=clip(rejection.field),
+            reference=clip(rejection.reference),
+            reason=clip(rejection.reason),
         )
-    if len(inventory.rejections) > MAX_REJECTIONS_LOGGED:
+    more_problems = inventory.problems_total - min(len(inventory.problems), MAX_REJECTIONS_LOGGED)
+    more_rejections = inventory.rejections_total - min(len(inventory.rejections), MAX_REJECTIONS_LOGGED)
+    if more_problems > 0 or more_rejections > 0:
         log.warning(
-            "more references rejected",
-            count=len(inventory.rejections) - MAX_REJECTIONS_LOGGED,
-            hint="once --dry-run --output json lists them all",
+            "more references rejected or not resolved",
+            rejected=more_rejections,
+            not_resolved=more_problems,
+            hint="once --dry-run --output json lists the first of them",
         )
     log.info(
         "cycle finished",
@@ -204,7 +212,8 @@ def _log_summary(result: CycleResult, inventory: Inventory, *, dry_run: bool) ->
         missing=sorted(result.missing),
         failed=sorted(result.failed),
         candidates=sum(len(p.candidates) for p in plans),
-        rejected=len(inventory.rejections),
+        rejected=inventory.rejections_total,
+        not_resolved=inventory.problems_total,
         selected=sum(len(p.selected) for p in plans),
         changed=sum(p.changed for p in plans),
         written=result.written,
