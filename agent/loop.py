@@ -80,7 +80,7 @@ class Metrics:
         self.cycles.labels(result="success" if result.ok else "failure").inc()
         self.candidates.set(sum(len(p.candidates) for p in plans))
         self.selected.set(sum(len(p.selected) for p in plans))
-        self.rejected.set(len(result.rejected))
+        self.rejected.set(result.rejected_total)
         self.writes.inc(result.written)
         self.failed_sources.set(len(result.failed))
         if result.ok:

@@ -122,13 +122,16 @@ def _findings(result: CycleResult) -> list[str]:
     """What the cycle refused or could not resolve, once for all targets."""
     lines: list[str] = []
     if result.rejected:
-        lines += [f"Rejected references ({len(result.rejected)}):"]
+        lines += [f"Rejected references ({result.rejected_total}):"]
         for r in result.rejected[:MAX_REJECTIONS_SHOWN]:
             lines.append(f"  {r.source} {r.field}: {r.reference!r} {r.reason}")
-        if len(result.rejected) > MAX_REJECTIONS_SHOWN:
-            lines.append(f"  ... and {len(result.rejected) - MAX_REJECTIONS_SHOWN} more (see --output json)")
+        if result.rejected_total > MAX_REJECTIONS_SHOWN:
+            lines.append(f"  ... and {result.rejected_total - MAX_REJECTIONS_SHOWN} more (see --output json)")
     if result.problems:
-        lines += ([""] if lines else []) + ["Not resolved:"] + [f"  {p}" for p in result.problems]
+        lines += ([""] if lines else []) + [f"Not resolved ({result.problems_total}):"]
+        lines += [f"  {p}" for p in result.problems[:MAX_REJECTIONS_SHOWN]]
+        if result.problems_total > MAX_REJECTIONS_SHOWN:
+            lines.append(f"  ... and {result.problems_total - MAX_REJECTIONS_SHOWN} more (see --output json)")
     for gap in result.placing.gaps if result.placing else ():
         lines += ([""] if lines else []) + _gap_lines(gap)
     return ["\n".join(lines)] if lines else []
