@@ -113,7 +113,8 @@ def _once(args: argparse.Namespace, settings: Settings) -> int:
         for outcome in result.outcomes:
             if outcome.error:
                 print(f"prepull-agent: {outcome.target}: {outcome.error}", file=sys.stderr)
-        return EXIT_WRITE
+        # a CR that cannot be read as a KubernetesImagePuller (the other targets went on)
+        return EXIT_TARGET if any(o.plan is None for o in result.outcomes) else EXIT_WRITE
     return EXIT_OK
 
 

@@ -42,7 +42,7 @@ time. The steps, one function each:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -531,15 +531,19 @@ def _select(
 def _elsewhere(given: PlanInput, decided: set[ImageRef], listed: _Listed) -> list[Candidate]:
     """Images whose workloads cannot run where this target's puller runs: left out, with why."""
     groups: dict[ImageRef, list[Usage]] = {}
+    tags: dict[ImageRef, set[ImageRef]] = {}
     reasons: dict[ImageRef, str] = {}
     for usage in given.elsewhere:
         ref = _listed_as(usage.image, given.sizes, listed.tag_digests)
-        if ref not in decided:
-            groups.setdefault(ref, []).append(usage)
-            reasons.setdefault(ref, given.elsewhere_reasons.get(usage.image, "its workloads run on other nodes"))
+        if ref in decided:
+            continue
+        groups.setdefault(ref, []).append(usage)
+        if ref != usage.image:
+            tags.setdefault(ref, set()).add(usage.image)
+        reasons.setdefault(ref, given.elsewhere_reasons.get(usage.image, "its workloads run on other nodes"))
     found = []
     for ref in sorted(groups, key=str):
-        image = _image(ref, tuple(groups[ref]), given, pinned=False, kept=False, tags=())
+        image = _image(ref, tuple(groups[ref]), given, pinned=False, kept=False, tags=tuple(sorted(tags.get(ref, ()))))
         found.append(_decision(image, listed, selected=False, reason=reasons[ref]))
     return found
 
@@ -565,7 +569,7 @@ def _decision(image: _Image, listed: _Listed, *, selected: bool, reason: str) ->
 
 
 def _desired(
-    listed: _Listed, chosen: Sequence[ImageRef], images: Iterable[_Image], puller: PullerCR
+    listed: _Listed, chosen: Sequence[ImageRef], images: Sequence[_Image], puller: PullerCR
 ) -> tuple[PullerState, dict[ImageRef, str]]:
     """Keep every foreign entry and every managed entry still chosen, in place; append the
     new ones in decision order. Returns the state and the entry name of each chosen image."""
@@ -581,15 +585,16 @@ def _desired(
             owned[entry.name] = entry.image
             names[ref] = entry.name
     taken = {e.name for e in entries if e.name is not None}  # a dropped entry's name is free again
+    by_ref = {i.ref: i for i in images}
     for ref in chosen:
         if ref in names:
             continue
-        name = entry_name(ref, taken=taken)
+        spelled = by_ref[ref].tags if ref in by_ref else ()
+        name = entry_name(ref, taken=taken, tag=spelled[0].tag if spelled else None)
         taken.add(name)
         names[ref] = name
         entries.append(Entry.of(name, str(ref)))
         owned[name] = str(ref)
-    by_ref = {i.ref: i for i in images}
     kinds = {
         name: found
         for ref, name in names.items()

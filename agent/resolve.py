@@ -19,7 +19,9 @@ the sources:
   first (unset last), then the lowest protocol version, the newest, the name.
   `runtimeVersion` replaces the `kserve-container` image's tag unless the image is pinned
   by digest; `image` replaces it outright. A service whose runtime cannot be found, or whose
-  runtime has no `kserve-container`, is reported as a problem, not an error.
+  runtime has no `kserve-container`, is reported as a problem, not an error (its ModelCar
+  images still count). Every image of a predictor is placed where KServe would run the
+  predictor pod: its spec merged with the runtime's (`agent.placement.merge_kserve`).
 
 Cost grows with the objects, never with their product (tenants write both sides): an alias
 is two dict reads, a runtime is chosen from an index built once (`_Selector`), and the
@@ -29,12 +31,13 @@ problems kept are bounded like the rejections (`Inventory`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from agent.model import ObjectRef, Rejection, Role, State, StreamTag, Usage
+from agent.placement import Placement, merge_kserve
 from agent.refs import ImageRef, InvalidReference
 from agent.sources import Observation
-from agent.sources.common import MAX_PROBLEMS_KEPT, Findings, clip
+from agent.sources.common import MAX_PROBLEMS_KEPT, Findings, clip, intern
 from agent.sources.imagestreams import StreamFindings
 from agent.sources.serving import MAIN_CONTAINER, ModelServer, Runtime, model_label
 
@@ -109,7 +112,7 @@ class _Aliases:
         ) or self._selected_stream_image(usage)
         if resolved is None or resolved == usage.image:
             return usage
-        return Usage(resolved, usage.source, usage.field, usage.role, usage.state, usage.stream_tag)
+        return replace(usage, image=resolved)
 
     def _selected_stream_image(self, usage: Usage) -> ImageRef | None:
         """The stream tag named by `last-image-selection`, when the image is that stream's
@@ -130,35 +133,57 @@ class _Aliases:
 def _model_server_usages(
     servers: Iterable[ModelServer], runtimes: Iterable[Runtime], rejections: Findings, problems: _Problems
 ) -> Iterable[Usage]:
-    """The runtime images each server uses: one usage per server object, image and state
-    (an InferenceService's eleven predictor keys resolving to one runtime count once)."""
+    """The runtime and ModelCar images each server uses, placed where KServe would run its
+    predictor pod (its spec merged with the runtime's): one usage per server object, image,
+    state and placement (an InferenceService's eleven predictor keys resolving to one
+    runtime count once)."""
     by_name: dict[tuple[str, str], Runtime] = {}
     for r in runtimes:
         by_name.setdefault((r.namespace, r.name), r)
     select = _Selector(by_name.values())
-    seen: set[tuple[ObjectRef, ImageRef, State]] = set()
+    seen: set[tuple[ObjectRef, ImageRef, State, Placement]] = set()
     for server in servers:
+        if server.scheduling is None:
+            continue  # its pod spec cannot be read: already one rejection naming the field
         runtime = _named(server, by_name) if server.runtime else select(server)
-        if runtime is None:
-            problems.add(f"{server.source}: {_why_unresolved(server)}")
-            continue
-        if not runtime.has_main_container:
-            problems.add(
-                f"{server.source}: runtime {runtime.source} has no {MAIN_CONTAINER} in spec.containers "
-                "(KServe refuses it)"
-            )
-            continue
-        for usage in _served_images(server, runtime, rejections):
-            key = (usage.source, usage.image, usage.state)
+        problem = _runtime_problem(server, runtime)
+        if problem:
+            problems.add(f"{server.source}: {problem}")
+        placement = intern(merge_kserve(server.scheduling, runtime.scheduling if runtime and not problem else None))
+        found = list(_served_images(server, runtime, rejections, placement)) if runtime and not problem else []
+        found += [_modelcar(server, image, field, placement) for image, field in server.modelcars]
+        for usage in found:
+            key = (usage.source, usage.image, usage.state, placement)
             if key not in seen:
                 seen.add(key)
                 yield usage
 
 
-def _served_images(server: ModelServer, runtime: Runtime, rejections: Findings) -> Iterable[Usage]:
+def _runtime_problem(server: ModelServer, runtime: Runtime | None) -> str:
+    """Why the server's runtime images cannot be used, or ""."""
+    if runtime is None:
+        return _why_unresolved(server)
+    if not runtime.has_main_container:
+        return f"runtime {runtime.source} has no {MAIN_CONTAINER} in spec.containers (KServe refuses it)"
+    if runtime.scheduling is None:
+        return f"runtime {runtime.source} has scheduling fields that cannot be read (KServe's pod would be refused)"
+    return ""
+
+
+def _modelcar(server: ModelServer, image: ImageRef, field: str, placement: Placement) -> Usage:
+    state = State.READY if server.ready else State.NOT_READY
+    return Usage(image, server.source, field, Role.MODELCAR, state, placement=placement)
+
+
+def _served_images(
+    server: ModelServer, runtime: Runtime, rejections: Findings, placement: Placement
+) -> Iterable[Usage]:
     state = State.READY if server.ready else State.NOT_READY
     if server.image_override is not None:  # replaces the main image, even one that was rejected
-        yield Usage(server.image_override, server.source, "spec.predictor.model.image", Role.SERVING_RUNTIME, state)
+        yield Usage(
+            server.image_override, server.source, "spec.predictor.model.image", Role.SERVING_RUNTIME, state,
+            placement=placement,
+        )
     for image in runtime.images:
         ref = image.image
         field = f"spec.predictor (runtime {runtime.source}: {image.field})"
@@ -175,7 +200,7 @@ def _served_images(server: ModelServer, runtime: Runtime, rejections: Findings) 
                 )
                 continue
             field = f"{field} with runtimeVersion"
-        yield Usage(ref, server.source, field, Role.SERVING_RUNTIME, state)
+        yield Usage(ref, server.source, field, Role.SERVING_RUNTIME, state, placement=placement)
 
 
 def _named(server: ModelServer, by_name: Mapping[tuple[str, str], Runtime]) -> Runtime | None:

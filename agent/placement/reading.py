@@ -292,7 +292,12 @@ def _toleration(raw: Any, field: str) -> Toleration:
     )
 
 
-def _tolerations(value: Any, field: str) -> tuple[Toleration, ...]:
+def _tolerations(value: Any, field: str, *, first: bool = False) -> tuple[Toleration, ...]:
+    """`first`: read only the first MAX_TOLERATIONS of a longer list (a workload's pod spec:
+    fewer tolerations can only mean fewer nodes, never more, so a pod is never placed where
+    it could not run); otherwise more is an error (the puller CR's, an administrator's)."""
+    if first and isinstance(value, list):
+        value = value[:MAX_TOLERATIONS]
     items = _list(value, field, MAX_TOLERATIONS)
     return tuple(sorted({_toleration(raw, f"{field}[{i}]") for i, raw in enumerate(items)}))
 
@@ -361,13 +366,16 @@ def _nothing_extended(container: Any) -> bool:
 
 
 def _containers(spec: Mapping[str, Any], field: str) -> tuple[tuple[str, Resources], ...]:
+    """The extended resources of the first MAX_CONTAINERS containers and init containers, as
+    the sources read their images (`agent.sources.common.containers`, which reports the
+    excess); an entry that is not an object is skipped there and here alike."""
     found = []
     for key in ("initContainers", "containers"):
         items = spec.get(key)
-        if type(items) is not list or len(items) > MAX_CONTAINERS:
+        if type(items) is not list:
             items = _list(items, f"{field}.{key}", MAX_CONTAINERS)
-        for i, container in enumerate(items):
-            if _nothing_extended(container):
+        for i, container in enumerate(items[:MAX_CONTAINERS]):
+            if not isinstance(container, Mapping) or _nothing_extended(container):
                 continue
             name = _string(_get(container, f"{field}.{key}[{i}]", "name"), f"{field}.{key}[{i}].name")
             resources = _resources(container, f"{field}.{key}[{name or i}]")
@@ -398,7 +406,7 @@ def read_pod_scheduling(
         return PodScheduling(
             node_selector=_node_selector(entry.get("nodeSelector"), f"{field}.nodeSelector"),
             affinity=_node_affinity(entry.get("affinity"), f"{field}.affinity"),
-            tolerations=_tolerations(entry.get("tolerations"), f"{field}.tolerations"),
+            tolerations=_tolerations(entry.get("tolerations"), f"{field}.tolerations", first=True),
             containers=_containers(entry, field),
             model=model,
         )

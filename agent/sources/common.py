@@ -13,6 +13,11 @@ nested as deep. So nothing here assumes a shape, nothing recurses over a value, 
   `MAX_TEXT` characters (`clip`);
 - `Findings` keeps the first `MAX_REJECTIONS_KEPT` rejections and counts the rest
   (`rejections_total`), and one usage per object, image and way of using it (`use`).
+
+Where a pod could run (`scheduling`, through `agent.placement`) is read the same way: a
+pod spec whose scheduling fields cannot be read is one rejection naming the object and the
+field, and its images are not used (the API server would refuse that pod). Placements
+repeat across thousands of workloads, so each is kept once (`intern`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.model import ObjectRef, Rejection, Role, State, StreamTag, Usage
+from agent.placement import (
+    MAX_TOLERATIONS,
+    Placement,
+    PlacementError,
+    PodScheduling,
+    hint_placement,
+    read_pod_scheduling,
+)
 from agent.refs import ImageRef, InvalidReference, parse_modelcar_uri, parse_reference
 
 MAX_TEXT = 200  # characters of any tenant string kept in a rejection, a problem or a log line
@@ -55,7 +68,7 @@ class Findings:
     usages: list[Usage] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     rejections_dropped: int = 0  # rejections counted but not kept
-    _used: set[tuple[ImageRef, ObjectRef, Role, State, StreamTag | None]] = field(
+    _used: set[tuple[ImageRef, ObjectRef, Role, State, StreamTag | None, Placement | None]] = field(
         default_factory=set, repr=False, compare=False
     )
 
@@ -65,7 +78,7 @@ class Findings:
         return len(self.rejections) + self.rejections_dropped
 
     def use(self, usage: Usage) -> None:
-        key = (usage.image, usage.source, usage.role, usage.state, usage.stream_tag)
+        key = (usage.image, usage.source, usage.role, usage.state, usage.stream_tag, usage.placement)
         if key not in self._used:
             self._used.add(key)
             self.usages.append(usage)
@@ -81,6 +94,47 @@ class Findings:
         room = max(MAX_REJECTIONS_KEPT - len(self.rejections), 0)
         self.rejections.extend(other.rejections[:room])
         self.rejections_dropped += other.rejections_total - min(room, len(other.rejections))
+
+
+_INTERNED: dict[Placement, Placement] = {}
+MAX_INTERNED = 4096  # distinct placements kept for sharing; a cluster has a few dozen
+
+
+def intern(placement: Placement) -> Placement:
+    """One shared copy of each placement (10,000 workbenches have a handful between them)."""
+    found = _INTERNED.get(placement)
+    if found is not None:
+        return found
+    if len(_INTERNED) >= MAX_INTERNED:
+        _INTERNED.clear()
+    _INTERNED[placement] = placement
+    return placement
+
+
+def scheduling(
+    spec: Any, *, field: str, source: ObjectRef, findings: Findings, model_key: str | None = None
+) -> PodScheduling | None:
+    """Where the pod of `spec` may run, before any merge; None (and one rejection naming the
+    object and field) when its scheduling fields cannot be read. Only the first
+    MAX_TOLERATIONS tolerations are read (the excess is one rejection)."""
+    tolerations = dig(spec, "tolerations")
+    bounded(tolerations, limit=MAX_TOLERATIONS, source=source, field=f"{field}.tolerations", findings=findings)
+    try:
+        return read_pod_scheduling(spec, field=field, source=str(source), model_key=model_key)
+    except PlacementError as e:
+        findings.reject(Rejection(reference="", reason=clip(e.problem), source=source, field=clip(e.field)))
+        return None
+
+
+def hinted(obj: Any, *, source: ObjectRef, findings: Findings) -> Placement:
+    """Where an image `obj` offers belongs: its `opendatahub.io/recommended-accelerators`
+    annotation (`agent.placement.hint_placement`). A value that cannot be read is one
+    rejection, and the image is placed like a plain pod."""
+    try:
+        return intern(hint_placement(annotations_of(obj) if isinstance(obj, Mapping) else None, source=str(source)))
+    except PlacementError as e:
+        findings.reject(Rejection(reference="", reason=clip(e.problem), source=source, field=clip(e.field)))
+        return intern(Placement())
 
 
 def dig(obj: Any, *keys: str) -> Any:

@@ -6,7 +6,9 @@ resolves to `status.tags[].items[0].dockerImageReference`, the image pods really
 
 Only streams in the applications namespace are *offered* to every user, so only they earn
 the offered/recommended baseline. Streams in project namespaces are tenant-made: they earn
-nothing by existing, and count only through the workloads that use them.
+nothing by existing, and count only through the workloads that use them. An offered tag
+goes where the stream's `opendatahub.io/recommended-accelerators` sends it (a CUDA image to
+nodes with `nvidia.com/gpu`), else where a plain pod could run.
 
 Every stream tag also yields aliases: the other spellings of the same image (the
 internal-registry `REPO:TAG`, the `spec.tags[].from` reference) mapped to the resolved
@@ -37,6 +39,7 @@ from agent.sources.common import (
     bounded,
     clip,
     dig,
+    hinted,
     labels_of,
     object_ref,
     parse_image,
@@ -109,6 +112,7 @@ def read_image_stream(obj: Mapping[str, Any], *, applications_namespace: str) ->
     role = Role.WORKBENCH if stream_labels.get(WORKBENCH_LABEL) == "true" else Role.PIPELINE_RUNTIME
     offered_to_all = source.namespace == applications_namespace
     hidden = annotations_of(obj).get(HIDDEN) == "true"
+    placement = hinted(obj, source=source, findings=out) if offered_to_all else None
     internal_repo = as_str(dig(obj, "status", "dockerImageRepository"))
     public_repo = as_str(dig(obj, "status", "publicDockerImageRepository"))
 
@@ -146,7 +150,7 @@ def read_image_stream(obj: Mapping[str, Any], *, applications_namespace: str) ->
 
         if offered_to_all:
             state = _offer_state(hidden=hidden, tag_annotations=spec_tag.get("annotations"))
-            out.use(Usage(resolved, source, f"spec.tags[{tag}]", role, state))
+            out.use(Usage(resolved, source, f"spec.tags[{tag}]", role, state, placement=placement))
     return out
 
 

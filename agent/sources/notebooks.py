@@ -9,6 +9,10 @@ when `kubeflow-resource-stopped` holds a timestamp; the value
 `opendatahub.io/workbench-image-namespace`, else the applications namespace) says which
 ImageStream tag the workbench image came from; it travels with the usage so the planner
 can tie the two spellings together.
+
+Where the workbench pod could run (its `nodeSelector`, required node affinity,
+`tolerations`, and the extended resources such as `nvidia.com/gpu` its containers ask
+for) travels with every usage too, so each node pool's puller lists only what can run there.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from agent.sources.common import (
     clip,
     containers,
     dig,
+    intern,
     object_ref,
     parse_image,
+    scheduling,
 )
 
 KIND = "Notebook"
@@ -44,6 +50,10 @@ def read_notebook(obj: Mapping[str, Any]) -> Findings:
     state = State.STOPPED if stopped else State.RUNNING
     selection = _stream_tag(notes)
     pod_spec = dig(obj, "spec", "template", "spec")
+    pod = scheduling(pod_spec, field="spec.template.spec", source=source, findings=out)
+    if pod is None:
+        return out
+    placement = intern(pod.placement())
     for name, field_path, value in containers(pod_spec, "spec.template.spec", source=source, findings=out):
         image = parse_image(value, source=source, field=field_path, findings=out)
         if image is None:
@@ -57,6 +67,7 @@ def read_notebook(obj: Mapping[str, Any]) -> Findings:
                 Role.WORKBENCH if workbench else Role.SIDECAR,
                 state,
                 stream_tag=selection if workbench else None,
+                placement=placement,
             )
         )
     return out

@@ -7,9 +7,15 @@ everyone (cluster-scoped, templates, runtimes in the applications namespace) ear
 InferenceServices that use them.
 
 An InferenceService becomes a `ModelServer`: which runtime it names or which model format
-it needs, and its overrides. Matching it to a runtime needs every runtime first, so that
-happens in `agent.resolve`. What it names itself (ModelCar `oci://` storage, custom
-predictor and transformer containers) becomes usages here directly.
+it needs, its overrides and its ModelCar images. Matching it to a runtime needs every
+runtime first, so that happens in `agent.resolve`, which also merges where the predictor
+pod may run with the runtime's (`agent.placement.merge_kserve`, as KServe builds the pod).
+What it names itself in custom predictor, transformer and explainer containers becomes
+usages here directly, placed by that component's own pod spec.
+
+An offered runtime's images (a cluster runtime, a runtime template, a runtime of the
+applications namespace) go where its `opendatahub.io/recommended-accelerators` annotation
+sends them, else where a plain pod could run.
 
 What a runtime records is what KServe's auto-selection reads (kserve/kserve,
 `pkg/apis/serving/v1beta1/predictor_model.go` `GetSupportingRuntimes`, and
@@ -26,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.model import ObjectRef, Role, State, Usage
+from agent.placement import Placement, PodScheduling
 from agent.refs import ImageRef, is_modelcar_uri
 from agent.sources.common import (
     MAX_CONTAINERS,
@@ -41,9 +48,12 @@ from agent.sources.common import (
     clip,
     containers,
     dig,
+    hinted,
+    intern,
     is_ready,
     object_ref,
     parse_image,
+    scheduling,
 )
 
 SERVING_RUNTIME = "ServingRuntime"
@@ -52,6 +62,7 @@ TEMPLATE = "Template"
 INFERENCE_SERVICE = "InferenceService"
 LLM_INFERENCE_SERVICE = "LLMInferenceService"
 TEMPLATE_LABEL_SELECTOR = "opendatahub.io/dashboard=true"
+RECOMMENDED_ACCELERATORS = "opendatahub.io/recommended-accelerators"
 MAIN_CONTAINER = "kserve-container"
 # KServe `ModelSpec.GetProtocol()`: a predictor that names no protocolVersion speaks v1.
 DEFAULT_PROTOCOL = "v1"
@@ -106,6 +117,9 @@ class Runtime:
     multi_node: bool = False  # has a `workerSpec`
     protocols: tuple[str, ...] = ()  # `protocolVersions`; empty: any
     created: str = ""  # `metadata.creationTimestamp` (RFC 3339 UTC), "" when unknown
+    # Where its pods may run, before the InferenceService's own spec is merged in; None when
+    # its scheduling fields cannot be read (KServe's pods could not be created).
+    scheduling: PodScheduling | None = PodScheduling()
     # Computed once from `formats` (resolution asks for them per predictor):
     labels: frozenset[str] = field(init=False, repr=False, compare=False)  # see `supports`
     priorities: Mapping[str, int | None] = field(init=False, repr=False, compare=False)  # see `priority_for`
@@ -169,6 +183,10 @@ class ModelServer:
     ready: bool
     protocol: str = DEFAULT_PROTOCOL  # `protocolVersion`
     multi_node: bool = False  # `spec.predictor.workerSpec` is set
+    # The predictor's pod spec (its model container's resources included), merged with the
+    # runtime's in `agent.resolve`; None when it cannot be read (the images are then not used).
+    scheduling: PodScheduling | None = PodScheduling()
+    modelcars: tuple[tuple[ImageRef, str], ...] = ()  # (image, field) of its `oci://` storage
 
 
 @dataclass
@@ -192,7 +210,7 @@ def read_serving_runtime(obj: Mapping[str, Any], *, kind: str, applications_name
         obj.get("spec"),
         source=source,
         path="spec",
-        offered=offered,
+        offered=obj if offered else None,
         created=created if _TIMESTAMP.fullmatch(created) else "",
     )
 
@@ -204,14 +222,27 @@ def read_template(obj: Mapping[str, Any]) -> ServingFindings:
     listed = bounded(obj.get("objects"), limit=MAX_TEMPLATE_OBJECTS, source=source, field="objects", findings=out)
     for i, item in enumerate(listed):
         if isinstance(item, Mapping) and item.get("kind") == SERVING_RUNTIME:
-            found = _runtime(item.get("spec"), source=source, path=f"objects[{i}].spec", offered=True)
+            # The hint sits on the template's ServingRuntime (odh-model-controller
+            # config/runtimes/), else on the template itself.
+            hint = item if _has_hint(item) else obj
+            found = _runtime(item.get("spec"), source=source, path=f"objects[{i}].spec", offered=hint)
             found.runtimes.clear()  # template runtimes are not addressable by name
             out.extend(found)
     return out
 
 
-def _runtime(spec: Any, *, source: ObjectRef, path: str, offered: bool, created: str = "") -> ServingFindings:
+def _has_hint(obj: Mapping[str, Any]) -> bool:
+    notes = dig(obj, "metadata", "annotations")
+    return isinstance(notes, Mapping) and RECOMMENDED_ACCELERATORS in notes
+
+
+def _runtime(
+    spec: Any, *, source: ObjectRef, path: str, offered: Mapping[str, Any] | None, created: str = ""
+) -> ServingFindings:
+    """`offered`: the object whose accelerator hint places the runtime's images when it is
+    offered to everyone (None: a project's runtime, which counts only through its users)."""
     out = ServingFindings()
+    placement = hinted(offered, source=source, findings=out) if offered is not None else None
     images: list[RuntimeImage] = []
     # The main container is the first `spec.containers[kserve-container]`, as KServe's
     # GetContainerIndexByName finds it: never an init container nor a worker's. KServe
@@ -226,8 +257,8 @@ def _runtime(spec: Any, *, source: ObjectRef, path: str, offered: bool, created:
             image = parse_image(value, source=source, field=field_path, findings=out)
             if image is not None:
                 images.append(RuntimeImage(name, field_path, image, main))
-                if offered:
-                    out.use(Usage(image, source, field_path, Role.SERVING_RUNTIME, State.DEFINED))
+                if placement is not None:
+                    out.use(Usage(image, source, field_path, Role.SERVING_RUNTIME, State.DEFINED, placement=placement))
     listed = bounded(
         dig(spec, "supportedModelFormats"),
         limit=MAX_MODEL_FORMATS,
@@ -267,6 +298,7 @@ def _runtime(spec: Any, *, source: ObjectRef, path: str, offered: bool, created:
             multi_node=isinstance(dig(spec, "workerSpec"), Mapping),
             protocols=tuple(clip(p, MAX_TEXT) for p in protocols if isinstance(p, str)),
             created=created,
+            scheduling=scheduling(spec, field=path, source=source, findings=out),
         )
     )
     return out
@@ -294,7 +326,7 @@ def read_inference_service(obj: Mapping[str, Any]) -> ServingFindings:
     state = State.READY if ready else State.NOT_READY
     predictor = dig(obj, "spec", "predictor")
 
-    for path, model, model_format in _models(predictor):
+    for path, key, model, model_format in _models(predictor):
         override = None
         if model.get("image") is not None:
             override = parse_image(model.get("image"), source=source, field=f"{path}.image", findings=out)
@@ -310,33 +342,46 @@ def read_inference_service(obj: Mapping[str, Any]) -> ServingFindings:
                 ready=ready,
                 protocol=clip(protocol, MAX_TEXT) if isinstance(protocol, str) else DEFAULT_PROTOCOL,
                 multi_node=isinstance(dig(predictor, "workerSpec"), Mapping),
+                scheduling=scheduling(predictor, field="spec.predictor", source=source, findings=out, model_key=key),
+                modelcars=_storage(model, path=path, source=source, out=out),
             )
         )
-        _storage(model, path=path, source=source, state=state, out=out)
 
     for component in ("predictor", "transformer", "explainer"):
         pod_spec = dig(obj, "spec", component)
-        for _, field_path, value in containers(pod_spec, f"spec.{component}", source=source, findings=out):
+        found = list(containers(pod_spec, f"spec.{component}", source=source, findings=out))
+        if not found:
+            continue
+        pod = scheduling(pod_spec, field=f"spec.{component}", source=source, findings=out)
+        if pod is None:
+            continue
+        placement = intern(pod.placement())
+        for _, field_path, value in found:
             image = parse_image(value, source=source, field=field_path, findings=out)
             if image is not None:
-                out.use(Usage(image, source, field_path, Role.CUSTOM_CONTAINER, state))
+                out.use(Usage(image, source, field_path, Role.CUSTOM_CONTAINER, state, placement=placement))
     return out
 
 
-def _models(predictor: Any) -> list[tuple[str, Mapping[str, Any], str]]:
-    """`(field path, model spec, model format)` for `predictor.model` and the older framework keys."""
+def _models(predictor: Any) -> list[tuple[str, str, Mapping[str, Any], str]]:
+    """`(field path, key, model spec, model format)` for `predictor.model` and the older
+    framework keys."""
     found = []
     model = dig(predictor, "model")
     if isinstance(model, Mapping):
-        found.append(("spec.predictor.model", model, as_str(dig(model, "modelFormat", "name"))))
+        found.append(("spec.predictor.model", "model", model, as_str(dig(model, "modelFormat", "name"))))
     for framework in FRAMEWORKS:
         legacy = dig(predictor, framework)
         if isinstance(legacy, Mapping):
-            found.append((f"spec.predictor.{framework}", legacy, framework))
+            found.append((f"spec.predictor.{framework}", framework, legacy, framework))
     return found
 
 
-def _storage(model: Mapping[str, Any], *, path: str, source: ObjectRef, state: State, out: Findings) -> None:
+def _storage(
+    model: Mapping[str, Any], *, path: str, source: ObjectRef, out: Findings
+) -> tuple[tuple[ImageRef, str], ...]:
+    """The ModelCar images of a predictor's storage, with their fields."""
+    found: list[tuple[ImageRef, str]] = []
     uris: list[tuple[str, Any]] = [(f"{path}.storageUri", model.get("storageUri"))]
     listed = bounded(
         model.get("storageUris"), limit=MAX_STORAGE_URIS, source=source, field=f"{path}.storageUris", findings=out
@@ -347,30 +392,44 @@ def _storage(model: Mapping[str, Any], *, path: str, source: ObjectRef, state: S
         if isinstance(uri, str) and is_modelcar_uri(uri):
             image = parse_image(uri, source=source, field=field_path, findings=out, modelcar=True)
             if image is not None:
-                out.use(Usage(image, source, field_path, Role.MODELCAR, state))
+                found.append((image, field_path))
+    return tuple(found)
 
 
 def read_llm_inference_service(obj: Mapping[str, Any]) -> Findings:
     """`spec.model.uri` (a ModelCar when `oci://`) and the images of the pod templates it
-    spells out. Images inherited through `spec.baseRefs` (LLMInferenceServiceConfig) are
-    not followed."""
+    spells out, each placed by its own template; the ModelCar goes with the main workload
+    (`spec.template`). Images inherited through `spec.baseRefs` (LLMInferenceServiceConfig)
+    are not followed, and a ModelCar whose template comes from them is placed nowhere in
+    particular (it counts for every pool)."""
     out = Findings()
     source = object_ref(LLM_INFERENCE_SERVICE, obj)
     state = State.READY if is_ready(obj) else State.NOT_READY
-    uri = dig(obj, "spec", "model", "uri")
-    if isinstance(uri, str) and is_modelcar_uri(uri):
-        image = parse_image(uri, source=source, field="spec.model.uri", findings=out, modelcar=True)
-        if image is not None:
-            out.use(Usage(image, source, "spec.model.uri", Role.MODELCAR, state))
     spec = dig(obj, "spec")
+    pods: list[tuple[str, Any, Placement]] = []
+    unreadable = False
     for path, pod_spec in (
         ("spec.template", dig(spec, "template")),
         ("spec.worker", dig(spec, "worker")),
         ("spec.prefill.template", dig(spec, "prefill", "template")),
         ("spec.prefill.worker", dig(spec, "prefill", "worker")),
     ):
+        if not isinstance(pod_spec, Mapping):
+            continue
+        pod = scheduling(pod_spec, field=path, source=source, findings=out)
+        if pod is None:
+            unreadable = unreadable or path == "spec.template"
+            continue
+        pods.append((path, pod_spec, intern(pod.placement())))
+    uri = dig(spec, "model", "uri")
+    if isinstance(uri, str) and is_modelcar_uri(uri) and not unreadable:
+        image = parse_image(uri, source=source, field="spec.model.uri", findings=out, modelcar=True)
+        main = next((placement for path, _, placement in pods if path == "spec.template"), None)
+        if image is not None:
+            out.use(Usage(image, source, "spec.model.uri", Role.MODELCAR, state, placement=main))
+    for path, pod_spec, placement in pods:
         for _, field_path, value in containers(pod_spec, path, source=source, findings=out):
             image = parse_image(value, source=source, field=field_path, findings=out)
             if image is not None:
-                out.use(Usage(image, source, field_path, Role.SERVING_RUNTIME, state))
+                out.use(Usage(image, source, field_path, Role.SERVING_RUNTIME, state, placement=placement))
     return out

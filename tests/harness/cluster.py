@@ -202,11 +202,7 @@ class LocalCluster:
                 return
             raise
         for collection in self._collections(api_client):
-            try:
-                request(api_client, "DELETE", collection.format(ns=name), query={"gracePeriodSeconds": 0})
-            except ApiException as e:
-                if e.status not in (404, 405):
-                    raise
+            _delete_collection(api_client, collection.format(ns=name))
         try:
             ns = request(api_client, "GET", ns_path)
             ns["spec"]["finalizers"] = []
@@ -229,3 +225,19 @@ class LocalCluster:
                 if r["namespaced"] and "/" not in r["name"] and "deletecollection" in r.get("verbs", [])
             ]
         return self._namespaced_collections
+
+
+def _delete_collection(api_client: ApiClient, path: str, *, attempts: int = 5) -> None:
+    """DELETE a collection; on a loaded machine a collection of large objects (a dozen
+    1.4 MB Notebooks) can outlast the API server's request timeout (504): the server goes on
+    deleting, so asking again finishes the job."""
+    for attempt in range(1, attempts + 1):
+        try:
+            request(api_client, "DELETE", path, query={"gracePeriodSeconds": 0})
+            return
+        except ApiException as e:
+            if e.status in (404, 405):
+                return
+            if e.status not in (500, 503, 504) or attempt == attempts:
+                raise
+        time.sleep(attempt)

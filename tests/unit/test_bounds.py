@@ -104,7 +104,8 @@ def test_every_list_of_a_serving_object_is_read_up_to_its_bound():
             "spec": {"predictor": {"model": {"modelFormat": {"name": "onnx"},
                                              "storageUris": [{"uri": f"oci://quay.io/t/m{i}:1"} for i in range(many)]}}}}
     found = read_inference_service(isvc)
-    assert len(found.usages) == MAX_STORAGE_URIS
+    (server,) = found.model_servers
+    assert len(server.modelcars) == MAX_STORAGE_URIS
     assert excess(found) == {"spec.predictor.model.storageUris":
                              f"has {many:,} entries; only the first {MAX_STORAGE_URIS} are read"}
     template = {"metadata": {"name": "tpl", "namespace": APPS},

@@ -481,3 +481,14 @@ def test_a_digest_listed_for_a_tag_stays_while_no_node_reports_the_tag():
     assert texts(quiet) == [f"wb={old}"] and not quiet.changed
     moved = plan(usages, first, sizes=node_images(([new, tag], 2 * GiB)))
     assert texts(moved) == [f"wb={new}"]
+
+
+def test_two_images_of_one_repository_listed_by_digest_are_named_by_their_tags():
+    """Two ModelCars of one catalog repository read as their models, not a hash."""
+    a, b = "quay.io/ai/modelcar-catalog:granite-3.1-8b", "quay.io/ai/modelcar-catalog:qwen2.5-7b"
+    da, db = f"quay.io/ai/modelcar-catalog@{digest('a')}", f"quay.io/ai/modelcar-catalog@{digest('b')}"
+    usages = [use(a, ns="x", name="m1", role=Role.MODELCAR), use(a, ns="y", name="m1", role=Role.MODELCAR),
+              use(b, ns="x", name="m2", role=Role.MODELCAR), use(b, ns="y", name="m2", role=Role.MODELCAR)]
+    p = plan(usages, sizes=node_images(([da, a], GiB), ([db, b], GiB)))
+    names = sorted(e.name for e in p.desired.entries)
+    assert names[0] == "modelcar-catalog" and names[1] in ("modelcar-catalog-granite-3-1-8b", "modelcar-catalog-qwen2-5-7b")

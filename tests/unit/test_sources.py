@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.model import Role, State, StreamTag, Taint
+from agent.placement import Placement
 from agent.refs import parse_reference
 from agent.resolve import resolve
 from agent.sizes import SizeReport
@@ -422,9 +423,11 @@ def test_an_unresolvable_runtime_is_reported_not_fatal():
 # is an object with a required uri: the real CRD prunes model.storageUris and rejects "s3://bucket/x"
 # (tests/integration/test_crds.py). Kept as is until agent/sources/serving.py reads the real path.
 def test_modelcar_storage_uris_are_images_with_the_server_state():
-    found = read_inference_service(isvc("m", ready=False, storageUri="oci://quay.io/models/granite:8b",
-                                        storageUris=[{"uri": f"oci://quay.io/models/draft@{D2}"}, "s3://bucket/x"]))
-    assert [(str(u.image), u.role, u.state) for u in found.usages] == [
+    o = Observation(applications_namespace=APPS)
+    o.serving.extend(read_inference_service(isvc("m", ready=False, storageUri="oci://quay.io/models/granite:8b",
+                                                 storageUris=[{"uri": f"oci://quay.io/models/draft@{D2}"}, "s3://bucket/x"])))
+    # a ModelCar counts even when the runtime cannot be found (here: none names format onnx)
+    assert [(str(u.image), u.role, u.state) for u in resolve(o).usages] == [
         ("quay.io/models/granite:8b", Role.MODELCAR, State.NOT_READY),
         (f"quay.io/models/draft@{D2}", Role.MODELCAR, State.NOT_READY),
     ]
@@ -506,3 +509,86 @@ def test_what_one_node_can_cost_is_bounded():
                "status": {"allocatable": {f"x{i}.example.com/r": "1" for i in range(1000)}}}, into)
     (n,) = into.nodes
     assert len(n.taints) == MAX_TAINTS and len(n.extended) == MAX_EXTENDED
+
+
+# -- where each workload can run (issue 15) ----------------------------------------------------
+
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+
+def test_a_notebook_usage_carries_where_its_pod_can_run():
+    nb = notebook("gpu-wb", image="quay.io/x/cuda:1")
+    nb["spec"]["template"]["spec"]["tolerations"] = [GPU_TOLERATION]
+    nb["spec"]["template"]["spec"]["nodeSelector"] = {"nvidia.com/gpu.present": "true"}
+    nb["spec"]["template"]["spec"]["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": "1"}}
+    found = read_notebook(nb)
+    placements = {u.placement for u in found.usages}
+    assert len(placements) == 1  # one pod: the workbench and its sidecar go together
+    (p,) = placements
+    assert p.resources == frozenset({"nvidia.com/gpu"}) and p.node_selector == (("nvidia.com/gpu.present", "true"),)
+    assert [t.key for t in p.tolerations] == ["nvidia.com/gpu"]
+
+
+def test_a_notebook_whose_scheduling_cannot_be_read_is_rejected_naming_the_field():
+    nb = notebook("odd", image="quay.io/x/odd:1")
+    nb["spec"]["template"]["spec"]["tolerations"] = [{"key": 1, "operator": "Exists"}]
+    found = read_notebook(nb)
+    assert found.usages == []  # the API server would refuse the workbench's pod
+    (r,) = found.rejections
+    assert (str(r.source), r.field, r.reason) == (
+        "Notebook team-a/odd", "spec.template.spec.tolerations[0].key", "is not a string: int")
+
+
+def test_a_notebook_with_too_many_tolerations_is_read_with_the_first_ones():
+    nb = notebook("wide", image="quay.io/x/wide:1")
+    nb["spec"]["template"]["spec"]["tolerations"] = [{}] * 480_000
+    found = read_notebook(nb)
+    assert [str(u.image) for u in found.usages][:1] == ["quay.io/x/wide:1"]
+    (r,) = found.rejections
+    assert (r.field, r.reason) == ("spec.template.spec.tolerations", "has 480,000 entries; only the first 64 are read")
+
+
+def test_an_inference_service_is_placed_where_kserve_merges_its_pod_with_the_runtimes():
+    o = Observation(applications_namespace=APPS)
+    rt = runtime("vllm", "team-a", image="quay.io/x/vllm:1")[1]
+    rt["spec"]["tolerations"] = [GPU_TOLERATION]
+    rt["spec"]["nodeSelector"] = {"pool": "gpu", "zone": "a"}
+    o.serving.extend(read_serving_runtime(rt, kind="ServingRuntime", applications_namespace=APPS))
+    svc = isvc("llm", runtime="vllm", modelFormat={"name": "vLLM"}, resources={"limits": {"nvidia.com/gpu": "1"}},
+               storageUri="oci://quay.io/models/granite:8b")
+    svc["spec"]["predictor"]["nodeSelector"] = {"zone": "b"}
+    o.serving.extend(read_inference_service(svc))
+    usages = [u for u in resolve(o).usages if u.source.kind == "InferenceService"]
+    assert {u.role for u in usages} == {Role.SERVING_RUNTIME, Role.MODELCAR}
+    (p,) = {u.placement for u in usages}
+    assert p.resources == frozenset({"nvidia.com/gpu"})  # the dashboard puts the GPU on the model
+    assert dict(p.node_selector) == {"pool": "gpu", "zone": "b"}  # the component wins on a key both set
+    assert [t.key for t in p.tolerations] == ["nvidia.com/gpu"]  # the runtime's, kept when the component has none
+
+
+def test_offered_images_are_placed_by_their_accelerator_hint():
+    stream = {"metadata": {"name": "cuda", "namespace": APPS, "labels": {"opendatahub.io/notebook-image": "true"},
+                           "annotations": {"opendatahub.io/recommended-accelerators": '["nvidia.com/gpu"]'}},
+              "spec": {"tags": [{"name": "1", "annotations": {"opendatahub.io/workbench-image-recommended": "true"},
+                                 "from": {"kind": "DockerImage", "name": "quay.io/x/cuda:1"}}]}}
+    (usage,) = read_image_stream(stream, applications_namespace=APPS).usages
+    assert usage.placement.one_of_resources == frozenset({"nvidia.com/gpu"})
+    template = {"metadata": {"name": "vllm-template", "namespace": APPS},
+                "objects": [{"kind": "ServingRuntime",
+                             "metadata": {"annotations": {"opendatahub.io/recommended-accelerators": '["amd.com/gpu"]'}},
+                             "spec": {"containers": [{"name": "kserve-container", "image": "quay.io/x/rocm:1"}]}}]}
+    (usage,) = read_template(template).usages
+    assert usage.placement.one_of_resources == frozenset({"amd.com/gpu"})
+    stream["metadata"]["annotations"]["opendatahub.io/recommended-accelerators"] = "[]"
+    (usage,) = read_image_stream(stream, applications_namespace=APPS).usages
+    assert usage.placement == Placement()
+
+
+def test_a_malformed_accelerator_hint_is_one_rejection_and_places_like_a_plain_pod():
+    stream = {"metadata": {"name": "odd", "namespace": APPS, "labels": {"opendatahub.io/notebook-image": "true"},
+                           "annotations": {"opendatahub.io/recommended-accelerators": "nvidia.com/gpu"}},
+              "spec": {"tags": [{"name": "1", "from": {"kind": "DockerImage", "name": "quay.io/x/odd:1"}}]}}
+    found = read_image_stream(stream, applications_namespace=APPS)
+    assert [u.placement for u in found.usages] == [Placement()]
+    (r,) = found.rejections
+    assert r.field.startswith("metadata.annotations[opendatahub.io/recommended-accelerators]")
