@@ -293,11 +293,11 @@ def _read_body(resp: Any, *, method: str, path: str, decoded_limit: bool) -> Ans
 
 def _next_ask(ask: int, *, page_size: int, answer: Answer, objects: int) -> int:
     """The next page's limit: back to `page_size` step by step (doubling) after a smaller
-    page, but never more objects than fill three quarters of `MAX_ANSWER_DECODED_BYTES` at
-    the size per object just seen, so that a run of large objects is read one or two a
-    page without asking for more than fits, and being abandoned, again and again."""
+    page, but never more objects than fit in `MAX_ANSWER_DECODED_BYTES` at the size per
+    object just seen, so that a run of large objects is read as many a page as fit
+    without asking for more, and being abandoned, again and again."""
     per_object = answer.decoded_estimate / max(objects, 1)
-    fits = int(MAX_ANSWER_DECODED_BYTES * 0.75 // max(per_object, 1))
+    fits = int(MAX_ANSWER_DECODED_BYTES // max(per_object, 1))
     return max(1, min(page_size, 2 * ask, fits))
 
 

@@ -43,8 +43,9 @@ def test_one_deeply_nested_item_is_skipped_by_name_and_the_others_decoded(maps):
 
 
 def test_built_in_list_order_and_whitespace_are_read_too():
+    n1 = f'{{"metadata": {{"name": "n1", "labels": {deep(2_000)}}}}}'
     text = ('{ "kind": "NodeList", "apiVersion": "v1", "metadata": {"resourceVersion": "3"},\n'
-            f' "items": [ {{"metadata": {{"name": "n1", "labels": {deep(2_000)}}}}} , {{"metadata": {{"name": "n2"}}}} ] }}')
+            f' "items": [ {n1} , {{"metadata": {{"name": "n2"}}}} ] }}')
     found = decode_list(text.encode(), too_deep=TOO_DEEP)
     assert [i["metadata"]["name"] for i in found.items] == ["n2"]
     assert found.unread == [("", "n1", TOO_DEEP)]
