@@ -956,8 +956,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="load even if the marker says it is loaded")
     parser.add_argument("--dump", metavar="FILE", help="write the objects as JSON lines instead of loading")
     parser.add_argument("--counts", action="store_true", help="print the object counts and exit")
+    parser.add_argument("--hostile", action="store_true",
+                        help="load (or count) the hostile project of bench/hostile.py instead of the estate")
     args = parser.parse_args(argv)
     preset = preset_from_args(args)
+    if args.hostile:
+        return _hostile(args)
     if args.counts:
         print(json.dumps(expected_counts(preset), indent=2))
         return 0
@@ -975,6 +979,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench: the cluster already holds the {preset.name} estate (use --force to load again)")
     else:
         print(json.dumps(report.as_dict(), indent=2))
+    return 0
+
+
+def _hostile(args: Any) -> int:
+    import json
+
+    from bench import hostile
+
+    if args.counts:
+        print(json.dumps(hostile.expected_counts(), indent=2))
+        return 0
+    if args.dump or not args.kubeconfig:
+        raise SystemExit("--hostile loads into --kubeconfig (it has no --dump: two objects are not dumpable JSON)")
+    from bench.load import fill_hostile
+
+    report = fill_hostile(args.kubeconfig, force=args.force)
+    print(json.dumps(report.as_dict(), indent=2) if report else "bench: the hostile project is already loaded")
     return 0
 
 

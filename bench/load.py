@@ -11,6 +11,8 @@ number of objects in flight so memory stays flat whatever the preset.
 
 A ConfigMap `default/prepull-bench-estate` records what was loaded (preset, counts, load
 time): `bench.run` uses it to skip loading a cluster that already holds the same estate.
+`fill_hostile` loads `bench.hostile`'s project the same way, with its own marker
+`default/prepull-bench-hostile`; its two deep objects are sent as the bytes they carry.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench import generate
+from bench import generate, hostile
+from bench.hostile import RAW
 from bench.kube import Raw
 
 MARKER_PATH = "/api/v1/namespaces/default/configmaps"
 MARKER_NAME = "prepull-bench-estate"
+HOSTILE_MARKER_NAME = "prepull-bench-hostile"
 GENERATOR_VERSION = "1"
 
 # kind -> (REST root, plural, namespaced, has a status subresource), as hack/crds serves them.
@@ -99,6 +103,9 @@ class _Loader:
         return status, data
 
     def apply(self, obj: dict[str, Any]) -> None:
+        if RAW in obj:  # sent as it is, and never read back: json would recurse over it
+            self._apply_raw(obj)
+            return
         status_doc = obj.get("status")
         body = {k: v for k, v in obj.items() if k != "status"}
         kind = obj["kind"]
@@ -124,6 +131,18 @@ class _Loader:
         with self.lock:
             self.counts[kind] += 1
             if existed:
+                self.report.existing += 1
+            else:
+                self.report.created += 1
+
+
+    def _apply_raw(self, obj: dict[str, Any]) -> None:
+        code, data = self._send("POST", collection_path(obj), obj[RAW])
+        if code >= 300 and code != 409:
+            raise LoadError(f"{obj['kind']} {obj['metadata']['name']}: HTTP {code}: {data[:300]!r}")
+        with self.lock:
+            self.counts[obj["kind"]] += 1
+            if code == 409:
                 self.report.existing += 1
             else:
                 self.report.created += 1
@@ -176,10 +195,10 @@ def _chain(first: list[dict[str, Any]], rest: Iterable[dict[str, Any]]) -> Itera
 # ---- the marker ----------------------------------------------------------------------------
 
 
-def read_marker(kubeconfig: str) -> dict[str, Any] | None:
+def read_marker(kubeconfig: str, name: str = MARKER_NAME) -> dict[str, Any] | None:
     raw = Raw(kubeconfig)
     try:
-        code, data = raw.request("GET", f"{MARKER_PATH}/{MARKER_NAME}")
+        code, data = raw.request("GET", f"{MARKER_PATH}/{name}")
     finally:
         raw.close()
     if code != 200:
@@ -187,16 +206,17 @@ def read_marker(kubeconfig: str) -> dict[str, Any] | None:
     return json.loads(json.loads(data)["data"]["estate"])
 
 
-def write_marker(kubeconfig: str, preset: generate.Preset, report: LoadReport) -> None:
-    doc = {"generator_version": GENERATOR_VERSION, "preset": asdict(preset),
+def write_marker(kubeconfig: str, preset: generate.Preset | None, report: LoadReport,
+                 name: str = MARKER_NAME) -> None:
+    doc = {"generator_version": GENERATOR_VERSION, "preset": asdict(preset) if preset else None,
            "objects": report.objects, "load": report.as_dict()}
-    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": MARKER_NAME, "namespace": "default"},
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default"},
             "data": {"estate": json.dumps(doc)}}
     raw = Raw(kubeconfig)
     try:
         code, data = raw.request("POST", MARKER_PATH, body=json.dumps(body).encode(), content_type="application/json")
         if code == 409:
-            code, data = raw.request("PUT", f"{MARKER_PATH}/{MARKER_NAME}", body=json.dumps(body).encode(),
+            code, data = raw.request("PUT", f"{MARKER_PATH}/{name}", body=json.dumps(body).encode(),
                                      content_type="application/json")
         if code >= 300:
             raise LoadError(f"writing the estate marker: HTTP {code}: {data[:300]!r}")
@@ -216,4 +236,15 @@ def fill(kubeconfig: str, preset: generate.Preset, *, workers: int = 16, force: 
     report = load(kubeconfig, generate.objects(preset), workers=workers,
                   progress=lambda m: print(f"bench: {m}", file=sys.stderr, flush=True))
     write_marker(kubeconfig, preset, report)
+    return report
+
+
+def fill_hostile(kubeconfig: str, *, workers: int = 4, force: bool = False) -> LoadReport | None:
+    """Load the hostile project (`bench.hostile`) next to what the cluster holds, unless its
+    marker says it is there; None when skipped. Few workers: its objects are megabytes."""
+    if not force and read_marker(kubeconfig, HOSTILE_MARKER_NAME) is not None:
+        return None
+    report = load(kubeconfig, hostile.objects(), workers=workers,
+                  progress=lambda m: print(f"bench: hostile: {m}", file=sys.stderr, flush=True))
+    write_marker(kubeconfig, None, report, HOSTILE_MARKER_NAME)
     return report

@@ -293,11 +293,11 @@ def _read_body(resp: Any, *, method: str, path: str, decoded_limit: bool) -> Ans
 
 def _next_ask(ask: int, *, page_size: int, answer: Answer, objects: int) -> int:
     """The next page's limit: back to `page_size` step by step (doubling) after a smaller
-    page, but never more objects than fill three quarters of `MAX_ANSWER_DECODED_BYTES` at
-    the size per object just seen, so that a run of large objects is read one or two a
-    page without asking for more than fits, and being abandoned, again and again."""
+    page, but never more objects than fit in `MAX_ANSWER_DECODED_BYTES` at the size per
+    object just seen, so that a run of large objects is read as many a page as fit
+    without asking for more, and being abandoned, again and again."""
     per_object = answer.decoded_estimate / max(objects, 1)
-    fits = int(MAX_ANSWER_DECODED_BYTES * 0.75 // max(per_object, 1))
+    fits = int(MAX_ANSWER_DECODED_BYTES // max(per_object, 1))
     return max(1, min(page_size, 2 * ask, fits))
 
 
@@ -319,17 +319,22 @@ def _decode_page(answer: Answer, *, path: str) -> Page:
 
 def decoded_size_estimate(chunk: Body) -> int:
     """About how many bytes `json.loads` makes of `chunk`, erring high: a dict with keys
-    ~184 bytes, an empty one 64, a list 56, 8 per element, a string ~49 plus its text.
-    (Measured on CPython 3.11: within 0.5-1.2x of tracemalloc for the pages of the bench
-    estate and for dense hostile shapes such as `[{}, {}, ...]`.)"""
-    opens = chunk.count(b"{")
+    ~184 bytes (up to 5 entries), an empty one 64, a list 56, 8 per element, a string ~49
+    plus its text, each further dict entry ~40 (its slot and its share of the table's
+    growth; counted over the chunk, as entries beyond five per dict).
+    (Against tracemalloc on CPython 3.11: about the real size for dense shapes such as
+    `[{}, {}, ...]`, about twice it for the pages of the bench estate, never under 0.75 of
+    it: tests/unit/test_listjson.py.)"""
+    opens, empty = chunk.count(b"{"), chunk.count(b"{}")
+    entries = chunk.count(b":")
     return (
         len(chunk)
         + 184 * opens
-        - 120 * chunk.count(b"{}")
+        - 120 * empty
         + 56 * chunk.count(b"[")
         + 8 * chunk.count(b",")
         + 24 * chunk.count(b'"')
+        + 40 * max(0, entries - 5 * (opens - empty))  # entries past the 5 a small dict holds
     )
 
 

@@ -112,7 +112,8 @@ def test_a_deeply_nested_object_is_rejected_by_name_and_the_rest_of_its_kind_is_
     rejected = rejections_of(doc, namespace)
     for key in (("LLMInferenceService", "deep"), ("LLMInferenceService", "deep-lora")):
         (r,) = rejected[key]
-        assert r["reason"].startswith("is nested deeper than the ") and r["reason"].endswith(" levels the JSON reader allows")
+        assert r["reason"].startswith("is nested deeper than the ")
+        assert r["reason"].endswith(" levels the JSON reader allows")
     images = {c["image"] for c in doc["candidates"]}
     assert {"quay.io/tenant/fine-a:1", "quay.io/tenant/fine-z:1"} <= images
     assert "quay.io/tenant/hidden:1" not in images and "quay.io/tenant/lora:1" not in images
@@ -180,6 +181,27 @@ def test_a_dozen_notebooks_of_1_4_mb_fit_in_the_memory_limit(cluster, puller, ap
     wide = {c["image"]: c for c in doc["candidates"]}["quay.io/tenant/wide:1"]
     assert len(wide["sources"]) == 12
     assert peak < memory_limit(), f"peak RSS {peak / MiB:.0f} MiB"
+
+
+def test_an_object_too_large_to_decode_is_rejected_by_name_and_the_rest_of_its_kind_is_read(
+        agent, puller, api_client, namespace):
+    """115,000 tolerations of nested one-key maps: 1.4 MB on the wire, over the decoded
+    bound once parsed. It is skipped, named from the metadata-only list, and the listing
+    goes on past it."""
+    load(api_client, [
+        notebook("a-fine", namespace, [{"name": "a-fine", "image": "quay.io/tenant/fine:1"}]),
+        notebook("dense", namespace, [{"name": "dense", "image": "quay.io/tenant/dense:1"}],
+                 tolerations=[{"": {"": 0}}] * 115_000),
+        notebook("z-fine", namespace, [{"name": "z-fine", "image": "quay.io/tenant/fine:2"}]),
+    ])
+    run = agent("once", "--dry-run", target=puller.target)
+    assert run.code == 0, run.events
+    doc = run.json()
+    assert doc["cycle"]["failed"] == {}
+    (r,) = rejections_of(doc, namespace)[("Notebook", "dense")]
+    assert r["reason"].startswith("is larger than the agent reads in one answer")
+    images = {c["image"] for c in doc["candidates"]}
+    assert {"quay.io/tenant/fine:1", "quay.io/tenant/fine:2"} <= images and "quay.io/tenant/dense:1" not in images
 
 
 @pytest.mark.parametrize("shape", ["valid", "invalid"])

@@ -153,3 +153,19 @@ def test_the_agent_reads_it_as_intended(objs: list[dict]) -> None:
     assert len(inventory.problems) == len(deleted)
     assert len(o.nodes.nodes) == TINY.nodes and o.nodes.sizes
     assert inventory.usages
+
+
+def test_the_hostile_project_is_loadable_and_as_described() -> None:
+    from bench import hostile
+
+    seen = Counter()
+    for o in hostile.objects():
+        seen[o["kind"]] += 1
+        assert o["kind"] in RESOURCES
+        if o["kind"] != "Namespace":
+            assert o["metadata"]["namespace"] == hostile.NAMESPACE_NAME
+        if hostile.RAW in o:  # the deep ones: bytes json.loads cannot read back
+            with pytest.raises(RecursionError):
+                json.loads(o[hostile.RAW])
+    assert seen == Counter({"Namespace": 1, "LLMInferenceService": 1, "Notebook": 1 + 12 + 12 + 8 + 10,
+                            "ServingRuntime": 400, "InferenceService": 400 + 300, "ImageStream": 10})

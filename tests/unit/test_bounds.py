@@ -68,9 +68,11 @@ def excess(findings: Findings) -> dict[str, str]:
 
 
 def test_a_notebook_is_read_up_to_max_containers_and_the_rest_is_one_rejection():
-    found = read_notebook(notebook("hog", "t", [{"name": f"c{i}", "image": f"quay.io/t/i{i}:1"} for i in range(28_000)]))
+    containers = [{"name": f"c{i}", "image": f"quay.io/t/i{i}:1"} for i in range(28_000)]
+    found = read_notebook(notebook("hog", "t", containers))
     assert len(found.usages) == MAX_CONTAINERS
-    assert excess(found) == {"spec.template.spec.containers": f"has 28,000 entries; only the first {MAX_CONTAINERS} are read"}
+    assert excess(found) == {
+        "spec.template.spec.containers": f"has 28,000 entries; only the first {MAX_CONTAINERS} are read"}
     assert found.rejections_total == 1
 
 
@@ -100,9 +102,9 @@ def test_every_list_of_a_serving_object_is_read_up_to_its_bound():
         "spec.supportedModelFormats": f"has {many:,} entries; only the first {MAX_MODEL_FORMATS} are read",
         "spec.protocolVersions": f"has {many:,} entries; only the first {MAX_PROTOCOLS} are read",
     }
+    uris = [{"uri": f"oci://quay.io/t/m{i}:1"} for i in range(many)]
     isvc = {"metadata": {"name": "m", "namespace": "t"},
-            "spec": {"predictor": {"model": {"modelFormat": {"name": "onnx"},
-                                             "storageUris": [{"uri": f"oci://quay.io/t/m{i}:1"} for i in range(many)]}}}}
+            "spec": {"predictor": {"model": {"modelFormat": {"name": "onnx"}, "storageUris": uris}}}}
     found = read_inference_service(isvc)
     (server,) = found.model_servers
     assert len(server.modelcars) == MAX_STORAGE_URIS
@@ -239,12 +241,13 @@ def test_resolving_runtimes_costs_the_objects_not_their_product():
     formats = [{"name": f"fmt-{i}", "autoSelect": True, "priority": i % 7} for i in range(211)]
     frameworks = ["sklearn", "xgboost", "lightgbm", "tensorflow", "pytorch", "triton", "onnx", "pmml", "paddle",
                   "huggingface"]
+    supported = [*formats[:50], *({"name": f, "autoSelect": True} for f in frameworks)]
     o = Observation(applications_namespace=APPS)
     for r in range(200):
         o.serving.extend(read_serving_runtime(
             {"metadata": {"name": f"rt-{r}", "namespace": "hog"},
              "spec": {"containers": [{"name": "kserve-container", "image": f"quay.io/t/rt:{r}"}],
-                      "supportedModelFormats": [*formats[:50], *({"name": f, "autoSelect": True} for f in frameworks)]}},
+                      "supportedModelFormats": supported}},
             kind=SERVING_RUNTIME, applications_namespace=APPS))
     for s in range(200):
         predictor = {"model": {"modelFormat": {"name": f"fmt-{s % 50}"}}, **{f: {} for f in frameworks}}
@@ -256,6 +259,10 @@ def test_resolving_runtimes_costs_the_objects_not_their_product():
     assert len({u.source for u in inventory.usages if u.source.kind == "InferenceService"}) == 200
 
 
+def digest_ref(stream: int, tag: int) -> str:
+    return f"quay.io/t/s{stream}@sha256:{tag:064x}"
+
+
 def test_an_alias_lookup_costs_the_same_however_many_tags_claim_the_spelling():
     """10 ImageStreams x 3,000 tags whose `from` is one spelling, and Notebooks using it, took
     47-52 s a cycle: every lookup walked every claim."""
@@ -265,7 +272,7 @@ def test_an_alias_lookup_costs_the_same_however_many_tags_claim_the_spelling():
             {"metadata": {"name": f"s{s}", "namespace": "hog", "labels": {"opendatahub.io/notebook-image": "true"}},
              "spec": {"tags": [{"name": f"t{i}", "from": {"kind": "DockerImage", "name": "quay.io/t/same:1"}}
                                for i in range(3_000)]},
-             "status": {"tags": [{"tag": f"t{i}", "items": [{"dockerImageReference": f"quay.io/t/s{s}@sha256:{i:064x}"}]}
+             "status": {"tags": [{"tag": f"t{i}", "items": [{"dockerImageReference": digest_ref(s, i)}]}
                                  for i in range(3_000)]}},
             applications_namespace=APPS))
     assert {ns: tag for ns, (tag, _) in o.streams.aliases["quay.io/t/same:1"].items()} == {
@@ -274,8 +281,7 @@ def test_an_alias_lookup_costs_the_same_however_many_tags_claim_the_spelling():
         o.workloads.extend(read_notebook(notebook(f"nb{n}", "hog", [{"name": f"nb{n}", "image": "quay.io/t/same:1"}])))
     with work(200_000):  # today's code: a walk of 30,000 claims per Notebook
         inventory = resolve(o)
-    assert {str(u.image) for u in inventory.usages if u.source.kind == "Notebook"} == {
-        f"quay.io/t/s0@sha256:{0:064x}"}
+    assert {str(u.image) for u in inventory.usages if u.source.kind == "Notebook"} == {digest_ref(0, 0)}
 
 
 # -- KServe's choice is unchanged: the index against a plain filter-and-sort -------------------------------------

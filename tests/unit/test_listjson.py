@@ -1,4 +1,5 @@
-"""agent.kube.listjson: list answers whose objects `json.loads` cannot all decode. No cluster:
+"""agent.kube.listjson: list answers whose objects `json.loads` cannot all decode, and the
+estimate `agent.kube.client` bounds a page by. No cluster:
 the bytes are what kube-apiserver sends (its two key orders: custom resources sorted,
 built-in lists `kind, apiVersion, metadata, items`)."""
 
@@ -43,8 +44,9 @@ def test_one_deeply_nested_item_is_skipped_by_name_and_the_others_decoded(maps):
 
 
 def test_built_in_list_order_and_whitespace_are_read_too():
+    n1 = f'{{"metadata": {{"name": "n1", "labels": {deep(2_000)}}}}}'
     text = ('{ "kind": "NodeList", "apiVersion": "v1", "metadata": {"resourceVersion": "3"},\n'
-            f' "items": [ {{"metadata": {{"name": "n1", "labels": {deep(2_000)}}}}} , {{"metadata": {{"name": "n2"}}}} ] }}')
+            f' "items": [ {n1} , {{"metadata": {{"name": "n2"}}}} ] }}')
     found = decode_list(text.encode(), too_deep=TOO_DEEP)
     assert [i["metadata"]["name"] for i in found.items] == ["n2"]
     assert found.unread == [("", "n1", TOO_DEEP)]
@@ -97,3 +99,35 @@ def test_skim_item_finds_the_end_of_one_value_and_its_name():
     assert (ns, name) == ("team-a", "x") and text[end:].startswith(", 123")
     assert skim_item(text, end + 2)[0] == end + 5  # a number ends where it ends
     assert skim_item("[[[", 0)[0] is None
+
+
+# -- the decoded-size estimate that bounds a page (agent.kube.client) ---------------------------------
+
+
+@pytest.mark.parametrize("value", [
+    [{}] * 200_000, [[]] * 200_000, [{"": 0}] * 200_000, [{"k": {"": 0}}] * 100_000, [0] * 300_000,
+    [str(i) for i in range(100_000)], {f"k{i}": 0 for i in range(100_000)},
+    [{"name": f"c{i}", "image": f"quay.io/t/i{i}:1"} for i in range(20_000)],
+], ids=["empty-maps", "empty-lists", "one-key-maps", "nested-maps", "zeros", "short-strings", "many-keys",
+        "containers"])
+def test_the_decoded_size_estimate_is_near_or_above_what_json_loads_allocates(value):
+    import tracemalloc
+
+    from agent.kube.client import decoded_size_estimate
+
+    data = json.dumps({"items": [{"spec": value}]}, separators=(",", ":")).encode()
+    tracemalloc.start()
+    decoded = json.loads(data)
+    allocated, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    del decoded
+    assert decoded_size_estimate(data) >= 0.8 * allocated
+
+
+def test_one_notebook_of_480000_tolerations_fits_a_page_and_two_do_not():
+    from agent.kube.client import MAX_ANSWER_DECODED_BYTES, decoded_size_estimate
+
+    notebook = {"metadata": {"name": "wide"}, "spec": {"template": {"spec": {"tolerations": [{}] * 480_000}}}}
+    one = json.dumps({"items": [notebook]}, separators=(",", ":")).encode()
+    two = json.dumps({"items": [notebook, notebook]}, separators=(",", ":")).encode()
+    assert decoded_size_estimate(one) < MAX_ANSWER_DECODED_BYTES < decoded_size_estimate(two)
