@@ -53,7 +53,7 @@ demo: venv cluster-up
 	$(KUBECTL) -n openshift-operators get kubernetesimagepuller image-puller \
 	  -o jsonpath='{.spec.images}{"\n"}owned by the agent: {.metadata.annotations.prepull-agent\.io/owned-entries}{"\n"}'
 	@printf '\n=== a second run changes nothing ===\n'
-	$(AGENT) once --output json $(ON_LOCAL) 2>/dev/null | $(VENV)/bin/python -c 'import json,sys; d=json.load(sys.stdin); print("changed:", d["changed"], "written:", d["written"])'
+	$(AGENT) once --output json $(ON_LOCAL) 2>/dev/null | $(VENV)/bin/python -c 'import json,sys; d=json.load(sys.stdin); [print(t["target"]["name"], "changed:", t["changed"], "written:", t["written"]) for t in d["targets"]]'
 	@echo "The cluster keeps running: KUBECONFIG=$(CLUSTER_DIR)/kubeconfig; make cluster-down stops it."
 
 # Type checks and lint of the package (part of `make test`).

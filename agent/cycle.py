@@ -80,8 +80,9 @@ def run_cycle(
 ) -> CycleResult:
     """Run one cycle.
 
-    Raises only while the targets are first read, before anything is written: `KubeError`
-    (API server unreachable, credentials refused, access denied...), `TargetMissing` or
+    Raises only before anything is written: `Unauthorized` while listing (the credentials
+    were refused), or while the targets are first read: `KubeError` (API server
+    unreachable, credentials refused, access denied...), `TargetMissing` or
     `InvalidPullerCR` (`once` maps them to its exit codes). Listing failures are recorded
     in the result; every failure after the first read (a write refused, two conflicts, a
     re-read that fails, `may_write` saying no) is that target's `TargetOutcome.error`.
@@ -132,6 +133,8 @@ def _one_target(
     now: datetime,
 ) -> TargetOutcome:
     plan = _plan(puller, settings, observation, inventory, now)
+    if dry_run and plan.changed:
+        log.info("dry run: would write the puller", target=str(target), **_changes(plan))
     if dry_run or not plan.changed:
         return TargetOutcome(target, plan)
     for attempt in (1, 2):
@@ -156,11 +159,20 @@ def _one_target(
             log.error("writing the puller failed", target=str(target), reason=str(e))
             return TargetOutcome(target, plan, error=f"write failed: {e}")
         else:
-            log.info("puller updated", target=str(target), entries=len(plan.entries_after), attempt=attempt)
+            log.info(
+                "puller updated", target=str(target), entries=len(plan.entries_after), attempt=attempt, **_changes(plan)
+            )
             return TargetOutcome(target, plan, written=True)
     reason = "the CR kept changing while the agent wrote it (409 twice); trying again next cycle"
     log.warning("writing the puller gave up for this cycle", target=str(target), reason=reason)
     return TargetOutcome(target, plan, error=reason)
+
+
+def _changes(plan: Plan) -> dict[str, list[str]]:
+    """The entries a write adds and removes, as `name=image`; one whose image changed is both."""
+    before = {e.text for e in plan.entries_before}
+    after = {e.text for e in plan.entries_after}
+    return {"added": sorted(after - before), "removed": sorted(before - after)}
 
 
 def _plan(puller: PullerCR, settings: Settings, observation: Observation, inventory: Inventory, now: datetime) -> Plan:

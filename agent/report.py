@@ -1,4 +1,11 @@
-"""What `once` prints: the ranked table with the diff of `spec.images`, or one JSON document.
+"""What `once` prints (and `serve` serves at `/plan`): the ranked table with the diff of
+`spec.images`, the same in full (`wide`), or one JSON document.
+
+- `table` fits the terminal (120 columns when standard output is not one): references are
+  shortened in the middle, keeping the registry and the end of the tag or digest, and long
+  decisions are cut. `wide` shortens nothing and adds the roles.
+- The JSON document has one shape whatever the number of targets: `apiVersion`, `kind`,
+  `dry_run`, `cycle` and a `targets` list (the README documents every field).
 
 Pure formatting of a `CycleResult`; nothing here decides anything.
 """
@@ -7,34 +14,65 @@ from __future__ import annotations
 
 import difflib
 import json
+import shutil
+import sys
 from typing import Any
 
 from agent.cycle import CycleResult, TargetOutcome
 from agent.plan import Candidate, Plan
 from agent.puller import render_images
 
+API_VERSION = "prepull-agent.io/v1"
+KIND = "CycleReport"
 MAX_REJECTIONS_SHOWN = 20
+DEFAULT_WIDTH = 120
+NAME_WIDTH = 24
+IMAGE_MIN_WIDTH = 40
+DIGEST_END = 12  # hex digits of a digest kept at the end of a shortened reference
+SEPARATOR = "  "
+
+
+def render(result: CycleResult, *, output: str, dry_run: bool, width: int | None = None) -> str:
+    """`output`: table, wide or json. `width`: the table's (default: the terminal's)."""
+    if output == "json":
+        return as_json(result, dry_run=dry_run) + "\n"
+    if output == "wide":
+        return as_table(result, dry_run=dry_run, width=None)
+    return as_table(result, dry_run=dry_run, width=width or terminal_width())
+
+
+def terminal_width() -> int:
+    if not sys.stdout.isatty():
+        return DEFAULT_WIDTH
+    return shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+
+
+# ---------------------------------------------------------------------------------------
+# JSON
 
 
 def as_json(result: CycleResult, *, dry_run: bool) -> str:
-    """One document for one target, or `{"targets": [...]}` for several."""
-    docs = [_target_doc(o, dry_run=dry_run) for o in result.outcomes]
-    doc: dict[str, Any] = docs[0] if len(docs) == 1 else {"targets": docs}
-    doc["cycle"] = {
-        "listed": result.listed,
-        "missing": result.missing,
-        "failed": result.failed,
-        "requests": result.requests,
-        "duration_seconds": result.duration_seconds,
+    """One document: `{"apiVersion", "kind", "dry_run", "cycle", "targets": [...]}`."""
+    doc: dict[str, Any] = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "dry_run": dry_run,
+        "cycle": {
+            "listed": result.listed,
+            "missing": result.missing,
+            "failed": result.failed,
+            "requests": result.requests,
+            "duration_seconds": result.duration_seconds,
+        },
+        "targets": [_target_doc(o) for o in result.outcomes],
     }
     return json.dumps(doc, indent=2, sort_keys=False)
 
 
-def _target_doc(outcome: TargetOutcome, *, dry_run: bool) -> dict[str, Any]:
+def _target_doc(outcome: TargetOutcome) -> dict[str, Any]:
     plan = outcome.plan
     return {
         "target": {"namespace": outcome.target.namespace, "name": outcome.target.name},
-        "dry_run": dry_run,
         "generated_at": plan.generated_at.isoformat(),
         "budget_bytes": plan.budget_bytes,
         "budget_used_bytes": plan.budget_used_bytes,
@@ -75,23 +113,31 @@ def _candidate_doc(c: Candidate) -> dict[str, Any]:
     }
 
 
-def as_table(result: CycleResult, *, dry_run: bool) -> str:
-    return "\n\n".join(_target_table(o, dry_run=dry_run) for o in result.outcomes) + "\n"
+# ---------------------------------------------------------------------------------------
+# Table
 
 
-def _target_table(outcome: TargetOutcome, *, dry_run: bool) -> str:
+def as_table(result: CycleResult, *, dry_run: bool, width: int | None = DEFAULT_WIDTH) -> str:
+    """`width` None: nothing shortened (`wide`)."""
+    parts = [_target_table(o, dry_run=dry_run, width=width) for o in result.outcomes]
+    if result.missing:
+        parts.append(f"Not served (CRD not installed), skipped: {', '.join(sorted(result.missing))}.")
+    return "\n\n".join(parts) + "\n"
+
+
+def _target_table(outcome: TargetOutcome, *, dry_run: bool, width: int | None) -> str:
     target = f"{outcome.target.namespace}/{outcome.target.name}"
     plan = outcome.plan
     lines = [f"KubernetesImagePuller {target}: {_budget_line(plan)}", ""]
-    lines += _table(plan.candidates)
+    lines += table_lines(plan.candidates, width=width)
     if plan.rejected:
+        shown = plan.rejected if width is None else plan.rejected[:MAX_REJECTIONS_SHOWN]
         lines += ["", f"Rejected references ({len(plan.rejected)}):"]
-        for r in plan.rejected[:MAX_REJECTIONS_SHOWN]:
-            lines.append(f"  {r.source} {r.field}: {r.reference!r} {r.reason}")
-        if len(plan.rejected) > MAX_REJECTIONS_SHOWN:
-            lines.append(f"  ... and {len(plan.rejected) - MAX_REJECTIONS_SHOWN} more (see --output json)")
+        lines += [_cut(f"  {r.source} {r.field}: {r.reference!r} {r.reason}", width) for r in shown]
+        if len(plan.rejected) > len(shown):
+            lines.append(f"  ... and {len(plan.rejected) - len(shown)} more (see --output wide or json)")
     if plan.problems:
-        lines += ["", "Not resolved:"] + [f"  {p}" for p in plan.problems]
+        lines += ["", "Not resolved:"] + [_cut(f"  {p}", width) for p in plan.problems]
     for name, reason in sorted(plan.failed_sources.items()):
         lines.append(f"\nWarning: {name} could not be listed ({reason}); images the agent manages are kept.")
     for warning in plan.warnings:
@@ -109,28 +155,71 @@ def _budget_line(plan: Plan) -> str:
     )
 
 
-def _table(candidates: tuple[Candidate, ...]) -> list[str]:
-    header = ("#", "NAME", "IMAGE", "SCORE", "SIZE", "USED BY", "DECISION")
+def table_lines(candidates: tuple[Candidate, ...], *, width: int | None) -> list[str]:
+    """The ranked table; at most `width` columns (None: as wide as the longest cell)."""
+    wide = width is None
+    header = ["#", "NAME", "IMAGE", "SCORE", "SIZE", "USED BY"] + (["ROLES"] if wide else []) + ["DECISION"]
     rows = [header]
     rank = 0
     for c in candidates:
         if c.selected:
             rank += 1
         rows.append(
-            (
+            [
                 str(rank) if c.selected else "-",
                 c.name or "-",
-                _shorten(c.image, 72),
+                c.image,
                 f"{c.score:g}",
                 _size(c.size_bytes) + ("" if c.size_known else "*"),
                 str(len(c.sources)),
+                *([",".join(c.roles) or "-"] if wide else []),
                 ("selected: " if c.selected else "left out: ") + c.reason,
-            )
+            ]
         )
+    if width is not None:
+        _fit(rows, width)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
-    out = ["  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in rows]
+    out = [SEPARATOR.join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + SEPARATOR + r[-1]
+           for r in rows]
     out.append("(* size estimated from the image's role; no node reports it)")
     return out
+
+
+def _fit(rows: list[list[str]], width: int) -> None:
+    """Shorten NAME, IMAGE (in the middle) and DECISION (at the end) in place to fit `width`."""
+    for row in rows[1:]:
+        row[1] = _cut(row[1], NAME_WIDTH)
+    fixed = sum(max(len(r[i]) for r in rows) for i in (0, 1, 3, 4, 5)) + len(SEPARATOR) * (len(rows[0]) - 1)
+    room = width - fixed
+    image = max(len(r[2]) for r in rows)
+    decision = max(len(r[6]) for r in rows)
+    if image + decision <= room:
+        return
+    image_width = min(image, max(IMAGE_MIN_WIDTH, room - decision))
+    decision_width = max(room - image_width, len("DECISION"))
+    for row in rows[1:]:
+        row[2] = shorten_reference(row[2], image_width)
+        row[6] = _cut(row[6], decision_width)
+
+
+def shorten_reference(reference: str, width: int) -> str:
+    """`reference` in at most `width` characters: the start (registry and repository) and
+    the end (the last hex digits of a digest, else the end of the tag), `...` between."""
+    if len(reference) <= width:
+        return reference
+    marker = "..."
+    if width <= len(marker) + 2:
+        return reference[:width]
+    keep = width - len(marker)
+    end = DIGEST_END if "@" in reference else keep // 2
+    end = min(end, keep - 1)
+    return reference[: keep - end] + marker + reference[-end:]
+
+
+def _cut(text: str, width: int | None) -> str:
+    if width is None or len(text) <= width:
+        return text
+    return text[: max(width - 3, 1)] + "..."
 
 
 def _diff(plan: Plan) -> str:
@@ -158,7 +247,3 @@ def _size(n: int) -> str:
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{n} B"
-
-
-def _shorten(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 13] + "..." + text[-10:]

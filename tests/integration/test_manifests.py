@@ -465,9 +465,9 @@ def test_once_as_the_service_account_keeps_the_sample_puller_current(
     run = agent("once", "--config", str(config), kubeconfig=agent_kubeconfig)
 
     assert run.code == 0, (run.out, run.events)
-    doc = run.json()
+    doc = run.target()
     assert doc["target"] == {"namespace": PULLER_NS, "name": PULLER}
-    assert doc["cycle"]["failed"] == {}, "a kind the agent reads is not granted"
+    assert run.json()["cycle"]["failed"] == {}, "a kind the agent reads is not granted"
     assert not run.logged("listing failed")
     assert doc["written"] is True
     after = sample_puller()
