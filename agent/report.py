@@ -3,7 +3,7 @@
 
 - `table` fits the terminal (120 columns when standard output is not one): references are
   shortened in the middle, keeping the registry and the end of the tag or digest, and long
-  decisions are cut. `wide` shortens nothing and adds the roles.
+  decisions are cut. `wide` shortens nothing and adds the entry names and the roles.
 - The JSON document has one shape whatever the number of targets: `apiVersion`, `kind`,
   `dry_run`, `cycle` and a `targets` list (the README documents every field).
 
@@ -26,8 +26,8 @@ API_VERSION = "prepull-agent.io/v1"
 KIND = "CycleReport"
 MAX_REJECTIONS_SHOWN = 20
 DEFAULT_WIDTH = 120
-NAME_WIDTH = 24
 IMAGE_MIN_WIDTH = 40
+DECISION_MIN_WIDTH = 30
 DIGEST_END = 12  # hex digits of a digest kept at the end of a shortened reference
 SEPARATOR = "  "
 
@@ -156,26 +156,31 @@ def _budget_line(plan: Plan) -> str:
 
 
 def table_lines(candidates: tuple[Candidate, ...], *, width: int | None) -> list[str]:
-    """The ranked table; at most `width` columns (None: as wide as the longest cell)."""
+    """The ranked table in at most `width` columns, or everything (`width` None: `wide`).
+
+    The fitted table leaves out the entry name (the diff below it shows every `name=image`)
+    and the "selected:"/"left out:" prefix (the rank column says it)."""
     wide = width is None
-    header = ["#", "NAME", "IMAGE", "SCORE", "SIZE", "USED BY"] + (["ROLES"] if wide else []) + ["DECISION"]
+    header = ["#", "NAME", "IMAGE", "SCORE", "SIZE", "USED BY", "ROLES", "DECISION"]
+    if not wide:
+        header = ["#", "IMAGE", "SCORE", "SIZE", "USED BY", "DECISION"]
     rows = [header]
     rank = 0
     for c in candidates:
         if c.selected:
             rank += 1
-        rows.append(
-            [
-                str(rank) if c.selected else "-",
-                c.name or "-",
-                c.image,
-                f"{c.score:g}",
-                _size(c.size_bytes) + ("" if c.size_known else "*"),
-                str(len(c.sources)),
-                *([",".join(c.roles) or "-"] if wide else []),
-                ("selected: " if c.selected else "left out: ") + c.reason,
-            ]
-        )
+        decision = ("selected: " if c.selected else "left out: ") + c.reason if wide else c.reason
+        cells = {
+            "#": str(rank) if c.selected else "-",
+            "NAME": c.name or "-",
+            "IMAGE": c.image,
+            "SCORE": f"{c.score:g}",
+            "SIZE": _size(c.size_bytes) + ("" if c.size_known else "*"),
+            "USED BY": str(len(c.sources)),
+            "ROLES": ",".join(c.roles) or "-",
+            "DECISION": decision,
+        }
+        rows.append([cells[h] for h in header])
     if width is not None:
         _fit(rows, width)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
@@ -186,20 +191,21 @@ def table_lines(candidates: tuple[Candidate, ...], *, width: int | None) -> list
 
 
 def _fit(rows: list[list[str]], width: int) -> None:
-    """Shorten NAME, IMAGE (in the middle) and DECISION (at the end) in place to fit `width`."""
-    for row in rows[1:]:
-        row[1] = _cut(row[1], NAME_WIDTH)
-    fixed = sum(max(len(r[i]) for r in rows) for i in (0, 1, 3, 4, 5)) + len(SEPARATOR) * (len(rows[0]) - 1)
-    room = width - fixed
-    image = max(len(r[2]) for r in rows)
-    decision = max(len(r[6]) for r in rows)
+    """Shorten IMAGE (in the middle) and DECISION (at the end) in place to fit `width`."""
+    image_at, decision_at = rows[0].index("IMAGE"), len(rows[0]) - 1
+    fixed = sum(max(len(r[i]) for r in rows) for i in range(decision_at) if i != image_at)
+    room = width - fixed - len(SEPARATOR) * decision_at
+    image = max(len(r[image_at]) for r in rows)
+    decision = max(len(r[decision_at]) for r in rows)
     if image + decision <= room:
         return
     image_width = min(image, max(IMAGE_MIN_WIDTH, room - decision))
-    decision_width = max(room - image_width, len("DECISION"))
+    if room - image_width < DECISION_MIN_WIDTH:  # a narrow terminal: both give way
+        image_width = max(room - DECISION_MIN_WIDTH, DIGEST_END + 8)
+    decision_width = max(room - image_width, DECISION_MIN_WIDTH)
     for row in rows[1:]:
-        row[2] = shorten_reference(row[2], image_width)
-        row[6] = _cut(row[6], decision_width)
+        row[image_at] = shorten_reference(row[image_at], image_width)
+        row[decision_at] = _cut(row[decision_at], decision_width)
 
 
 def shorten_reference(reference: str, width: int) -> str:

@@ -46,7 +46,11 @@ def test_dry_run_shows_the_ranked_plan_and_writes_nothing(agent, puller):
 def test_the_table_output_has_ranks_reasons_and_a_diff(agent, puller):
     run = agent("once", "--dry-run", target=puller.target, output="table")
     assert run.code == 0
-    assert "DECISION" in run.out and "selected: rank 1" in run.out
+    assert "DECISION" in run.out and "rank 1, score" in run.out
+    lines = run.out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("#") and "IMAGE" in line)
+    end = next(i for i, line in enumerate(lines) if line.startswith("(* size estimated"))
+    assert max(len(line) for line in lines[start:end]) <= 120, "the table must fit 120 columns"
     assert "+++ spec.images (planned)" in run.out
     assert "Dry run: nothing written." in run.out
 
