@@ -9,7 +9,7 @@ CLUSTER := hack/local-cluster.sh
 CLUSTER_DIR ?= .cluster
 PYTEST_ARGS ?=
 
-.PHONY: venv binaries cluster-up cluster-down cluster-status test lint demo clean
+.PHONY: venv binaries cluster-up cluster-down cluster-status test lint demo lock clean
 
 venv: $(VENV)/.installed
 
@@ -60,6 +60,14 @@ demo: venv cluster-up
 lint: venv
 	$(VENV)/bin/mypy
 	$(VENV)/bin/ruff check agent
+
+# The image's hash-locked requirements (Dockerfile), from pyproject.toml's dependencies and
+# build requirements; run after changing either. Needs pip-tools (pip install pip-tools).
+lock:
+	pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links \
+	  --output-file requirements.lock pyproject.toml
+	pip-compile --quiet --generate-hashes --allow-unsafe --no-emit-index-url --no-emit-find-links \
+	  --output-file requirements-build.lock requirements-build.in
 
 clean: cluster-down
 	rm -rf $(VENV) .pytest_cache .hypothesis build dist *.egg-info
