@@ -75,6 +75,13 @@ def test_once_writes_the_list_and_keeps_the_administrator_entry(agent, puller):
     assert not granite["selected"] and "does not fit the disk budget" in granite["reason"]
     summary = run.logged("cycle finished")[0]
     assert summary["written"] == 1 and summary["listed"]["Notebook"] >= 6
+    (updated,) = run.logged("puller updated")
+    assert updated["removed"] == []  # the administrator's entry stays
+    assert sorted(updated["added"]) == sorted(line.rstrip(";") for line in images.splitlines()[1:] if line)
+    assert any(SKLEARN in entry for entry in updated["added"])
+    listed = {e["kind"]: e for e in run.logged("listed")}
+    assert listed["Notebook"]["count"] == summary["listed"]["Notebook"] and listed["Notebook"]["seconds"] >= 0
+    assert all(e["log_level"] == "debug" for e in listed.values())
 
 
 def test_a_second_run_writes_nothing(agent, puller):

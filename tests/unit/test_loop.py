@@ -185,3 +185,16 @@ def test_plan_serves_the_last_cycles_json_document():
     doc = json.loads(agent.plan_document() or b"")
     assert doc["kind"] == "CycleReport" and doc["dry_run"] is True
     assert [t["target"]["namespace"] for t in doc["targets"]] == ["a", "b"]
+
+
+def test_the_readme_documents_every_metric_the_agent_exports():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Metrics and alerts"):readme.index("### Troubleshooting")]
+    documented = set(re.findall(r"`(prepull_agent_[a-z_]+)`", section))
+    agent = agent_with([])
+    exported = {m.name + ("_total" if m.type == "counter" else "") + ("_info" if m.type == "info" else "")
+                for m in agent.metrics.registry.collect() if m.name.startswith("prepull_agent")}
+    assert exported <= documented, exported - documented
