@@ -112,6 +112,7 @@ def configure(
         [
             structlog.processors.format_exc_info,
             structlog.processors.EventRenamer("message"),
+            _keys_first,
             structlog.processors.JSONRenderer(default=str),
         ]
         if use_json
@@ -140,6 +141,14 @@ def configure(
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
     )
+
+
+FIRST_KEYS = ("timestamp", "level", "logger", "message")
+
+
+def _keys_first(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    """timestamp, level, logger and message before the event's own fields."""
+    return {**{k: event_dict[k] for k in FIRST_KEYS if k in event_dict}, **event_dict}
 
 
 def _gate_foreign(record: logging.LogRecord) -> bool:

@@ -6,6 +6,10 @@ answers as plain JSON. Lists are paginated with `limit`/`continue` and yielded a
 time, so a caller can keep only the fields it needs and memory stays bounded by one page.
 Typed models are never built: on large lists they cost more than the listing itself.
 
+`connect` finds the connection settings as kubectl does (--kubeconfig, $KUBECONFIG,
+~/.kube/config, then the pod's ServiceAccount) and records where they came from
+(`Kube.credentials`), so the start line and error messages can say it.
+
 Idempotent reads are retried a bounded number of times on 429 (honouring Retry-After),
 5xx and lost connections. Writes are never retried here: the caller decides, because a
 write carries a resourceVersion precondition and a retry after an unknown outcome must
@@ -263,11 +267,20 @@ def _kubeconfig_files(env: Mapping[str, str]) -> tuple[list[str], list[tuple[str
         paths = [os.path.expanduser(p) for p in listed.split(os.pathsep) if p]
         found = [p for p in paths if os.path.exists(p)]
         return found, [("$KUBECONFIG", f"{listed} ({'found' if found else 'no such file'})")]
-    home = Path(env.get("HOME") or Path.home())
-    default = home / ".kube" / "config"
+    default = _home(env) / ".kube" / "config"
     if default.exists():
         return [str(default)], [("~/.kube/config", str(default))]
     return [], [("$KUBECONFIG", "not set"), ("~/.kube/config", f"{default} (no such file)")]
+
+
+def _home(env: Mapping[str, str]) -> Path:
+    """$HOME, else the user's entry; "/" for an arbitrary UID with neither (OpenShift)."""
+    if env.get("HOME"):
+        return Path(env["HOME"])
+    try:
+        return Path.home()
+    except (KeyError, RuntimeError):
+        return Path("/")
 
 
 def _looked(looked: list[tuple[str, str]]) -> str:

@@ -60,6 +60,7 @@ def test_json_lines_carry_message_level_timestamp_and_logger():
     out = configured("json")
     structlog.get_logger("prepull_agent.serve").info("serving", port=8080, listed={"Node": 3})
     (record,) = [json.loads(line) for line in lines(out)]
+    assert list(record)[:4] == ["timestamp", "level", "logger", "message"]
     assert record["message"] == "serving" and record["level"] == "info"
     assert record["logger"] == "prepull_agent.serve" and record["timestamp"].endswith("Z")
     assert record["port"] == 8080 and record["listed"] == {"Node": 3}
