@@ -125,6 +125,7 @@ def _once(options: Options, settings: Settings, kube: Kube) -> int:
     try:
         result = run_cycle(kube, settings, dry_run=options.dry_run)
     except (KubeError, TargetMissing, InvalidPullerCR) as e:
+        logs.release_held_warnings()  # no report will say them
         code, message = failure(e, kube=kube)
         print(f"prepull-agent: {message}", file=sys.stderr)
         return code

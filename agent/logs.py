@@ -15,7 +15,8 @@ Warnings are said once: the same warning (same message and fields) is not repeat
 it keeps occurring, only when it changes, when it comes back after a cycle without it
 (`new_cycle` marks the cycles), or every `REPEAT_AFTER_SECONDS` (then with `repeated=N`,
 the times it was left out). When `once` prints its report on the terminal the logs go to,
-warnings are left to the report (which shows each of them) rather than said twice.
+warnings are left to the report (which shows each of them) rather than said twice; if
+`once` fails before printing it, `release_held_warnings` says them after all.
 
 Standard output is kept for what `once` prints (the plan), so `--output json | jq` works.
 """
@@ -45,6 +46,7 @@ class WarningGate:
     def __init__(self, *, repeat_after: float = REPEAT_AFTER_SECONDS, clock: Callable[[], float] = time.monotonic):
         self.repeat_after = repeat_after
         self.report_shows_warnings = False  # `once` on a terminal: the report says them
+        self.held: list[EventDict] = []  # the warnings left to the report, in case it is not printed
         self._clock = clock
         self._said: dict[str, float] = {}
         self._left_out: dict[str, int] = {}
@@ -61,6 +63,7 @@ class WarningGate:
         if event_dict.get("level") != "warning":
             return event_dict
         if self.report_shows_warnings:
+            self.held.append(dict(event_dict))
             raise structlog.DropEvent
         key = _key(event_dict)
         self._this_cycle.add(key)
@@ -81,6 +84,17 @@ _gate = WarningGate()
 def new_cycle() -> None:
     """Called before every cycle of `serve`: warnings the last cycle did not repeat are new again."""
     _gate.new_cycle()
+
+
+def release_held_warnings() -> None:
+    """`once` ended before printing its report: say the warnings left to it after all."""
+    held, _gate.held = _gate.held, []
+    _gate.report_shows_warnings = False
+    for event_dict in held:
+        fields = {k: v for k, v in event_dict.items() if k not in ("event", "level", "timestamp", "logger")}
+        structlog.get_logger(str(event_dict.get("logger", "prepull_agent"))).warning(
+            str(event_dict.get("event", "")), **fields
+        )
 
 
 def _key(event_dict: EventDict) -> str:

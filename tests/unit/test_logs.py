@@ -165,3 +165,13 @@ def test_when_the_report_goes_elsewhere_warnings_stay_in_the_log(monkeypatch):
     configured("auto", stream=terminal, report_on_terminal=True)
     structlog.get_logger("prepull_agent.cycle").warning("reference rejected", source="Notebook a/b")
     assert "reference rejected" in terminal.getvalue()
+
+
+def test_warnings_left_to_a_report_that_is_never_printed_are_said_after_all(monkeypatch):
+    monkeypatch.setattr("sys.stdout", Terminal())
+    terminal = Terminal()
+    configured("auto", stream=terminal, report_on_terminal=True)
+    structlog.get_logger("prepull_agent.observe").warning("listing failed", kind="Notebook", reason="HTTP 403")
+    assert "listing failed" not in terminal.getvalue()
+    logs.release_held_warnings()  # `once` failed: no table
+    assert "listing failed  kind=Notebook reason=\"HTTP 403\"" in terminal.getvalue()
