@@ -2,8 +2,9 @@
 how a refused token, an admission denial and a missing CR are told, and the exit code of a
 run that could not list everything.
 
-Admission denials come from a ValidatingAdmissionPolicy (the API server's own admission,
-no webhook server needed): the agent must show the server's message, not blame RBAC.
+Admission denials come from a real validating webhook (HTTPS on loopback, as the puller
+operator's webhook refuses a second CR) and from a ValidatingAdmissionPolicy: the agent
+must show the server's message, not blame RBAC.
 """
 
 from __future__ import annotations
@@ -113,6 +114,75 @@ def frozen(api_client: ApiClient, namespace: str) -> Iterator[str]:
         {"apiVersion": VAP, "kind": "ValidatingAdmissionPolicyBinding", "metadata": {"name": name},
          "spec": {"policyName": name, "validationActions": ["Deny"]}},
     ])
+    _wait_denied(api_client, namespace, FROZEN)
+    yield name
+    for kind in ("validatingadmissionpolicybindings", "validatingadmissionpolicies"):
+        request(api_client, "DELETE", f"/apis/{VAP}/{kind}/{name}")
+
+
+WEBHOOK_SAYS = "a second KubernetesImagePuller in this namespace is not allowed"
+
+
+@pytest.fixture
+def denying_webhook(api_client: ApiClient, namespace: str, tmp_path: Path) -> Iterator[str]:
+    """A real validating admission webhook (HTTPS on loopback, self-signed) refusing creates
+    and updates of pullers in the test's namespace, as the puller operator's webhook refuses
+    a second CR; live before the test starts."""
+    import base64
+    import json
+    import ssl
+    import subprocess
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    cert, key = tmp_path / "webhook.crt", tmp_path / "webhook.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=webhook", "-days", "1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+
+    class Deny(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {
+                "uid": review["request"]["uid"], "allowed": False,
+                "status": {"code": 403, "message": WEBHOOK_SAYS}}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Deny)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    name = f"deny.{namespace}.prepull.test"
+    path = f"/apis/{VAP}/validatingwebhookconfigurations/{name}"
+    apply_objects(api_client, [{
+        "apiVersion": VAP, "kind": "ValidatingWebhookConfiguration", "metadata": {"name": name},
+        "webhooks": [{
+            "name": name, "admissionReviewVersions": ["v1"], "sideEffects": "None", "failurePolicy": "Fail",
+            "timeoutSeconds": 5,
+            "clientConfig": {"url": f"https://127.0.0.1:{server.server_address[1]}/validate",
+                             "caBundle": base64.b64encode(cert.read_bytes()).decode()},
+            "rules": [{"apiGroups": ["che.eclipse.org"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"],
+                       "resources": ["kubernetesimagepullers"]}],
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+        }],
+    }])
+    try:
+        _wait_denied(api_client, namespace, WEBHOOK_SAYS)
+        yield name
+    finally:
+        request(api_client, "DELETE", path)
+        server.shutdown()
+
+
+def _wait_denied(api_client: ApiClient, namespace: str, message: str) -> None:
     probe = {"apiVersion": "che.eclipse.org/v1alpha1", "kind": "KubernetesImagePuller",
              "metadata": {"name": "probe", "namespace": namespace}, "spec": {"images": ";"}}
     deadline = time.monotonic() + 30
@@ -120,14 +190,30 @@ def frozen(api_client: ApiClient, namespace: str) -> Iterator[str]:
         try:
             request(api_client, "POST", kinds.IMAGE_PULLER.path(namespace=namespace), probe, {"dryRun": "All"})
         except ApiException as e:
-            if FROZEN in str(e.body):
-                break
+            if message in str(e.body):
+                return
             raise
-        assert time.monotonic() < deadline, "the policy never took effect"
+        assert time.monotonic() < deadline, "the admission check never took effect"
         time.sleep(0.2)
-    yield name
-    for kind in ("validatingadmissionpolicybindings", "validatingadmissionpolicies"):
-        request(api_client, "DELETE", f"/apis/{VAP}/{kind}/{name}")
+
+
+def test_a_webhook_denial_of_the_write_shows_the_webhooks_message(agent, puller: Puller, denying_webhook):
+    before = puller.images()
+    run = agent("once", target=puller.target)
+    assert run.code == 5
+    assert f'admission webhook "{denying_webhook}" denied the request: {WEBHOOK_SAYS}' in run.err
+    assert "RBAC" not in run.err
+    assert puller.images() == before
+
+
+def test_a_webhook_denial_of_a_create_is_not_called_an_rbac_problem(agent, sample_cluster, namespace,
+                                                                   denying_webhook, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(f"targets:\n  - namespace: {namespace}\n    name: new-puller\n    create: true\n")
+    run = agent("once", "--config", str(config))
+    assert run.code == 4 and run.err.count("\n") == 1, run.err
+    assert f"refused POST {kinds.IMAGE_PULLER.path(namespace=namespace)}" in run.err
+    assert WEBHOOK_SAYS in run.err and "RBAC" not in run.err
 
 
 def test_an_admission_denial_of_the_write_shows_the_servers_message(agent, puller: Puller, frozen):
