@@ -42,24 +42,27 @@ test: venv lint binaries
 # dry run, the real run, and the CR it wrote. Re-running starts over from the sample data.
 KUBECTL = "$$($(CLUSTER) binaries)/kubectl" --kubeconfig $(CLUSTER_DIR)/kubeconfig
 AGENT = $(VENV)/bin/prepull-agent
-ON_LOCAL = --kubeconfig $(CLUSTER_DIR)/kubeconfig --log-format console
+ON_LOCAL = --kubeconfig $(CLUSTER_DIR)/kubeconfig --log-format console --config samples/agent-config.yaml
 demo: venv cluster-up
 	$(VENV)/bin/python -m tests.harness.loader --kubeconfig $(CLUSTER_DIR)/kubeconfig samples/cluster
 	@printf '\n=== prepull-agent once --dry-run ===\n'
 	$(AGENT) once --dry-run $(ON_LOCAL)
 	@printf '\n=== prepull-agent once ===\n'
 	$(AGENT) once $(ON_LOCAL)
-	@printf '\n=== the KubernetesImagePuller now ===\n'
-	$(KUBECTL) -n openshift-operators get kubernetesimagepuller image-puller \
-	  -o jsonpath='{.spec.images}{"\n"}owned by the agent: {.metadata.annotations.prepull-agent\.io/owned-entries}{"\n"}'
+	@for ns in openshift-operators image-puller-gpu; do \
+	  printf '\n=== the KubernetesImagePuller %s/image-puller now ===\n' $$ns; \
+	  $(KUBECTL) -n $$ns get kubernetesimagepuller image-puller \
+	    -o jsonpath='{.spec.images}{"\n"}owned by the agent: {.metadata.annotations.prepull-agent\.io/owned-entries}{"\n"}'; \
+	done
 	@printf '\n=== a second run changes nothing ===\n'
 	$(AGENT) once --output json $(ON_LOCAL) 2>/dev/null | $(VENV)/bin/python -c 'import json,sys; d=json.load(sys.stdin); [print(t["target"]["name"], "changed:", t["changed"], "written:", t["written"]) for t in d["targets"]]'
 	@echo "The cluster keeps running: KUBECONFIG=$(CLUSTER_DIR)/kubeconfig; make cluster-down stops it."
 
-# Type checks and lint of the package (part of `make test`).
+# Type checks, lint and the import contracts of the package (part of `make test`).
 lint: venv
 	$(VENV)/bin/mypy
 	$(VENV)/bin/ruff check agent
+	$(VENV)/bin/lint-imports
 
 # The image's hash-locked requirements (Dockerfile), from pyproject.toml's dependencies and
 # build requirements; run after changing either. Needs pip-tools (pip install pip-tools).
@@ -70,5 +73,5 @@ lock:
 	  --output-file requirements-build.lock requirements-build.in
 
 clean: cluster-down
-	rm -rf $(VENV) .pytest_cache .hypothesis build dist *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis .import_linter_cache build dist *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

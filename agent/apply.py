@@ -12,16 +12,7 @@ from agent.kube import kinds
 from agent.kube.client import JSON, Kube
 from agent.kube.errors import KubeError, NotFound
 from agent.plan import Plan
-from agent.puller import (
-    KINDS_ANNOTATION,
-    OWNED_ANNOTATION,
-    InvalidPullerCR,
-    PullerCR,
-    read_puller,
-    render_entry_kinds,
-    render_images,
-    render_owned,
-)
+from agent.puller import InvalidPullerCR, PullerCR, PullerState, read_puller
 from agent.settings import Target
 
 # The operator fills an empty `images` with its own defaults (Che's images); a lone ";" is
@@ -58,19 +49,15 @@ def read_target(kube: Kube, target: Target, *, dry_run: bool = False) -> PullerC
 
 
 def write_plan(kube: Kube, plan: Plan, *, resource_version: str) -> PullerCR:
-    """Patch the CR as planned, with a resourceVersion precondition; return what the server kept.
+    """Patch the CR to `plan.desired`, with a resourceVersion precondition; return what the
+    server kept, checked against `plan.desired`.
 
     Raises `agent.kube.errors.Conflict` when the CR changed since it was read.
     """
+    desired = plan.desired
     body: JSON = {
-        "metadata": {
-            "resourceVersion": resource_version,
-            "annotations": {
-                OWNED_ANNOTATION: render_owned(plan.owned_after),
-                KINDS_ANNOTATION: render_entry_kinds(plan.entry_kinds_after),
-            },
-        },
-        "spec": {"images": render_images(plan.entries_after) or EMPTY_IMAGES},
+        "metadata": {"resourceVersion": resource_version, "annotations": desired.annotations},
+        "spec": {"images": desired.images or EMPTY_IMAGES},
     }
     path = kinds.IMAGE_PULLER.path(namespace=plan.target_namespace, name=plan.target_name)
     kept = kube.patch_merge(path, body)
@@ -78,12 +65,7 @@ def write_plan(kube: Kube, plan: Plan, *, resource_version: str) -> PullerCR:
         result = read_puller(kept)
     except InvalidPullerCR as e:
         raise ApplyError(f"the server's answer to the patch cannot be read: {e}") from e
-    texts = tuple(e.text for e in result.entries())
-    if (
-        texts != tuple(e.text for e in plan.entries_after)
-        or result.owned != dict(plan.owned_after)
-        or result.entry_kinds != {n: tuple(sorted(set(k))) for n, k in plan.entry_kinds_after.items()}
-    ):
+    if PullerState.of(result) != desired:
         raise ApplyError(
             f"KubernetesImagePuller {plan.target_namespace}/{plan.target_name}: the server kept "
             f"spec.images {result.images!r}, not what was sent (is a webhook or another controller rewriting it?)"

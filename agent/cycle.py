@@ -1,8 +1,11 @@
 """One cycle: observe -> resolve -> plan -> apply, for every target, and its counters.
 
 Data flows one way. The cluster is listed once per cycle whatever the number of targets.
-Then every target is read, and only then is each planned and written on its own: a target
-that cannot be read ends the cycle before anything is written. A write that meets a 409
+Then every target is read, the usages are split between the targets by the nodes their
+pullers run on (`agent.pools`), and only then is each planned and written on its own: a
+target that cannot be reached ends the cycle before anything is written; a target whose CR
+cannot be read as a KubernetesImagePuller (a malformed `nodeSelector`, `affinity` or
+`tolerations`) is skipped with that error, its entries untouched, and the others go on. A write that meets a 409
 (the CR changed since it was read) re-reads the CR and re-plans once from the same
 observation; a second conflict gives up for this cycle. Any failure after the first read
 is that target's error, and the other targets go on. `dry_run` stops before the write.
@@ -17,7 +20,7 @@ what `serve` exports as metrics, and what tests assert on.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -26,9 +29,13 @@ import structlog
 from agent.apply import ApplyError, TargetMissing, read_target, write_plan
 from agent.kube.client import Kube
 from agent.kube.errors import Conflict, KubeError
+from agent.kube.kinds import NODE
+from agent.model import NodeInfo, Rejection
 from agent.observe import observe
-from agent.plan import Plan, make_plan
-from agent.puller import PullerCR
+from agent.plan import Plan, PlanInput, make_plan
+from agent.policy import apply_policy
+from agent.pools import Placing, Pool, TargetUsages, place
+from agent.puller import InvalidPullerCR, PullerCR
 from agent.resolve import Inventory, resolve
 from agent.settings import Settings, Target
 from agent.sources import Observation
@@ -39,17 +46,24 @@ MAX_REJECTIONS_LOGGED = 20  # one tenant with thousands of bad references must n
 NOT_THE_LEADER = "not the leader any more; nothing written"
 
 
+NO_NODE = "the puller runs on no node: check its spec.nodeSelector, spec.affinity and spec.tolerations"
+
+
 @dataclass(frozen=True)
 class TargetOutcome:
     target: Target
-    plan: Plan
+    plan: Plan | None  # None: the CR could not be read as a KubernetesImagePuller (see `error`)
     written: bool = False
     error: str = ""  # why this target was not brought up to date
+    pool: Pool | None = None  # the nodes its puller runs on; None when the nodes are unknown
 
 
 @dataclass(frozen=True)
 class CycleResult:
     outcomes: tuple[TargetOutcome, ...]
+    rejected: tuple[Rejection, ...] = ()  # every reference refused this cycle: unparsable, or by policy
+    problems: tuple[str, ...] = ()  # e.g. an InferenceService whose runtime is not found
+    placing: Placing | None = None  # what no target covers, and images no node can run
     listed: dict[str, int] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
@@ -82,26 +96,36 @@ def run_cycle(
 
     Raises only before anything is written: `Unauthorized` while listing (the credentials
     were refused), or while the targets are first read: `KubeError` (API server
-    unreachable, credentials refused, access denied...), `TargetMissing` or
-    `InvalidPullerCR` (`once` maps them to its exit codes). Listing failures are recorded
-    in the result; every failure after the first read (a write refused, two conflicts, a
-    re-read that fails, `may_write` saying no) is that target's `TargetOutcome.error`.
+    unreachable, credentials refused, access denied...) or `TargetMissing` (`once` maps
+    them to its exit codes). Listing failures are recorded in the result; a CR that cannot
+    be read as a KubernetesImagePuller, and every failure after the first read (a write
+    refused, two conflicts, a re-read that fails, `may_write` saying no), is that target's
+    `TargetOutcome.error`.
     """
     started = clock()
     requests_before = kube.requests
     observation = observe(kube, settings)
-    inventory = resolve(observation)
+    inventory = apply_policy(resolve(observation), settings.references)
     # All targets are read before any is written, so an exception here never loses the
     # outcome of a target already written.
-    pullers = [_read(kube, target, may_write, dry_run=dry_run) for target in settings.targets]
+    read = [_read_or_error(kube, target, may_write, dry_run=dry_run) for target in settings.targets]
+    pullers = [p for p in read if isinstance(p, PullerCR)]
+    placing = place(inventory.usages, pullers=pullers, nodes=_placeable_nodes(observation, settings))
+    views = iter(placing.targets)
     outcomes = tuple(
         _one_target(
-            kube, settings, target, puller, observation, inventory, dry_run=dry_run, may_write=may_write, now=now()
+            kube, settings, target, puller, next(views), observation,
+            dry_run=dry_run, may_write=may_write, now=now(),
         )
-        for target, puller in zip(settings.targets, pullers, strict=True)
+        if isinstance(puller, PullerCR)
+        else _unreadable(target, puller)
+        for target, puller in zip(settings.targets, read, strict=True)
     )
     result = CycleResult(
         outcomes=outcomes,
+        rejected=inventory.rejections,
+        problems=inventory.problems,
+        placing=placing,
         listed=dict(observation.listed),
         missing=dict(observation.missing),
         failed=dict(observation.failed),
@@ -110,6 +134,28 @@ def run_cycle(
     )
     _log_summary(result, inventory, dry_run=dry_run)
     return result
+
+
+def _read_or_error(
+    kube: Kube, target: Target, may_write: Callable[[], bool], *, dry_run: bool
+) -> PullerCR | InvalidPullerCR:
+    try:
+        return _read(kube, target, may_write, dry_run=dry_run)
+    except InvalidPullerCR as e:
+        return e
+
+
+def _unreadable(target: Target, error: InvalidPullerCR) -> TargetOutcome:
+    log.error("target skipped this cycle, its entries untouched", target=str(target), reason=str(error))
+    return TargetOutcome(target, None, error=f"skipped, nothing written: {error}")
+
+
+def _placeable_nodes(observation: Observation, settings: Settings) -> Sequence[NodeInfo] | None:
+    """The nodes to place workloads on, or None when they are unknown this cycle."""
+    node_kind = NODE.kind
+    if not settings.sources.nodes or node_kind in observation.failed or node_kind in observation.missing:
+        return None
+    return observation.nodes.nodes
 
 
 def _read(kube: Kube, target: Target, may_write: Callable[[], bool], *, dry_run: bool) -> PullerCR:
@@ -125,14 +171,34 @@ def _one_target(
     settings: Settings,
     target: Target,
     puller: PullerCR,
+    view: TargetUsages,
     observation: Observation,
-    inventory: Inventory,
     *,
     dry_run: bool,
     may_write: Callable[[], bool],
     now: datetime,
 ) -> TargetOutcome:
-    plan = _plan(puller, settings, observation, inventory, now)
+    if view.pool is not None and not view.pool.nodes:
+        log.warning("target matches no node, nothing added", target=str(target), hint=NO_NODE)
+
+    def replan(read: PullerCR) -> Plan:
+        return _plan(read, settings, view, observation, now)
+
+    outcome = _write(kube, target, puller, replan(puller), replan, dry_run=dry_run, may_write=may_write)
+    return replace(outcome, pool=view.pool)
+
+
+def _write(
+    kube: Kube,
+    target: Target,
+    puller: PullerCR,
+    plan: Plan,
+    replan: Callable[[PullerCR], Plan],
+    *,
+    dry_run: bool,
+    may_write: Callable[[], bool],
+) -> TargetOutcome:
+    """Write `plan` once; after a conflict, re-read the CR, `replan` and write once more."""
     if dry_run and plan.changed:
         log.info("dry run: would write the puller", target=str(target), **_changes(plan))
     if dry_run or not plan.changed:
@@ -149,7 +215,7 @@ def _one_target(
             log.info("puller changed while planning, re-reading it", target=str(target))
             try:
                 puller = _read(kube, target, may_write, dry_run=False)
-                plan = _plan(puller, settings, observation, inventory, now)
+                plan = replan(puller)
             except (KubeError, TargetMissing, ValueError) as e:  # ValueError: InvalidPullerCR, or the planner
                 log.error("re-reading the puller after a conflict failed", target=str(target), reason=str(e))
                 return TargetOutcome(target, plan, error=f"re-reading and re-planning it after a conflict failed: {e}")
@@ -160,7 +226,8 @@ def _one_target(
             return TargetOutcome(target, plan, error=f"write failed: {e}")
         else:
             log.info(
-                "puller updated", target=str(target), entries=len(plan.entries_after), attempt=attempt, **_changes(plan)
+                "puller updated", target=str(target), entries=len(plan.desired.entries), attempt=attempt,
+                **_changes(plan),
             )
             return TargetOutcome(target, plan, written=True)
     reason = "the CR kept changing while the agent wrote it (409 twice); trying again next cycle"
@@ -170,29 +237,40 @@ def _one_target(
 
 def _changes(plan: Plan) -> dict[str, list[str]]:
     """The entries a write adds and removes, as `name=image`; one whose image changed is both."""
-    before = {e.text for e in plan.entries_before}
-    after = {e.text for e in plan.entries_after}
+    before = {e.text for e in plan.current.entries}
+    after = {e.text for e in plan.desired.entries}
     return {"added": sorted(after - before), "removed": sorted(before - after)}
 
 
-def _plan(puller: PullerCR, settings: Settings, observation: Observation, inventory: Inventory, now: datetime) -> Plan:
+def _plan(puller: PullerCR, settings: Settings, view: TargetUsages, observation: Observation, now: datetime) -> Plan:
     return make_plan(
-        usages=inventory.usages,
-        rejections=inventory.rejections,
-        problems=inventory.problems,
-        puller=puller,
-        nodes=observation.nodes.nodes,
-        sizes=observation.nodes.sizes,
-        failed_sources=observation.failed,
-        missing_sources=observation.missing,
-        applications_namespace=observation.applications_namespace,
-        settings=settings,
-        now=now,
+        PlanInput(
+            usages=view.usages,
+            puller=puller,
+            nodes=view.pool.nodes if view.pool is not None else observation.nodes.nodes,
+            sizes=observation.nodes.sizes,
+            settings=settings,
+            now=now,
+            applications_namespace=observation.applications_namespace,
+            failed=observation.failed,
+            missing=observation.missing,
+            elsewhere=view.elsewhere,
+            elsewhere_reasons=view.reasons,
+            hold=NO_NODE if view.pool is not None and not view.pool.nodes else "",
+        )
     )
 
 
 def _log_summary(result: CycleResult, inventory: Inventory, *, dry_run: bool) -> None:
-    plans = [o.plan for o in result.outcomes]
+    plans = [o.plan for o in result.outcomes if o.plan is not None]
+    for gap in result.placing.gaps if result.placing else ():
+        log.warning(
+            "nodes no puller covers run workloads",
+            group=gap.group.name,
+            nodes=len(gap.group.nodes),
+            images=[str(i) for i in gap.images[:10]],
+            hint="once --dry-run prints a KubernetesImagePuller for them",
+        )
     for problem in inventory.problems:
         log.warning("not resolved", problem=problem)
     for rejection in inventory.rejections[:MAX_REJECTIONS_LOGGED]:

@@ -2,7 +2,8 @@
 
 Names carry their unit (`_seconds`, `_bytes`, `_images`, `_references`, `_total`); every
 per-target series has the label `target="NAMESPACE/NAME"`, every per-kind series
-`kind="Notebook"`... The registry also holds the standard `process_*` and `python_*`
+`kind="Notebook"`..., and what a cycle finds once for all targets (the rejected
+references) has neither. The registry also holds the standard `process_*` and `python_*`
 collectors. The README's metrics table lists them all; manifests/components/monitoring
 alerts on them.
 
@@ -106,8 +107,7 @@ class Metrics:
         )
         self.rejected = Gauge(
             "prepull_agent_rejected_references",
-            "Image references rejected in the last cycle (invalid, not allowed or denied)",
-            per_target,
+            "Image references rejected in the last cycle (invalid, not allowed or denied), for all targets",
             registry=r,
         )
         self.budget = Gauge(
@@ -152,19 +152,23 @@ class Metrics:
             self.source_failed.labels(kind=kind).set(0)
         for kind in result.failed:
             self.source_failed.labels(kind=kind).set(1)
+        self.rejected.set(len(result.rejected))
         for o in result.outcomes:
             target, plan = str(o.target), o.plan
+            self.target_failed.labels(target=target).set(1 if o.error else 0)
+            if o.written:
+                self.writes.labels(target=target).inc()
+            if plan is None:  # the CR could not be read: nothing planned for it
+                for gauge in (self.candidates, self.selected, self.budget, self.budget_used):
+                    self._forget(gauge, target)
+                continue
             self.candidates.labels(target=target).set(len(plan.candidates))
             self.selected.labels(target=target).set(len(plan.selected))
-            self.rejected.labels(target=target).set(len(plan.rejected))
             if plan.budget_bytes is not None:
                 self.budget.labels(target=target).set(plan.budget_bytes)
             else:
                 self._forget(self.budget, target)
             self.budget_used.labels(target=target).set(plan.budget_used_bytes)
-            if o.written:
-                self.writes.labels(target=target).inc()
-            self.target_failed.labels(target=target).set(1 if o.error else 0)
         return outcome
 
     def record_crash(self) -> None:

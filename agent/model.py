@@ -10,8 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from agent.refs import ImageRef
+
+if TYPE_CHECKING:  # agent.placement builds on this module; only the annotation needs it
+    from agent.placement import Placement
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -72,7 +76,9 @@ class Usage:
 
     `stream_tag` is set when the object says which ImageStream tag the image came from
     (a Notebook's `last-image-selection`), so the planner can tie the two spellings of
-    one image together.
+    one image together. `placement` is where the pod that pulls it could run (for an image
+    merely offered, where its accelerator hint sends it); None when unknown: it then
+    counts for every target.
     """
 
     image: ImageRef
@@ -81,6 +87,7 @@ class Usage:
     role: Role
     state: State
     stream_tag: StreamTag | None = None
+    placement: Placement | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +103,28 @@ class Rejection:
         return f"{self.source}: {self.field} {self.reference!r} {self.reason}"
 
 
+@dataclass(frozen=True, order=True, slots=True)
+class Taint:
+    """One entry of a Node's `spec.taints`. `effect` is NoSchedule, PreferNoSchedule or
+    NoExecute (anything else is kept as written: it blocks nothing)."""
+
+    key: str
+    value: str
+    effect: str
+
+    def __str__(self) -> str:  # as kubectl shows it: key=value:Effect, or key:Effect
+        return f"{self.key}={self.value}:{self.effect}" if self.value else f"{self.key}:{self.effect}"
+
+
 @dataclass(frozen=True, slots=True)
 class NodeInfo:
-    """A node the puller may run on: its labels (for the puller's nodeSelector) and disk."""
+    """A node: its labels (for nodeSelectors and affinity), disk, and what decides which pods
+    may run on it (`agent.placement`): taints, whether it is cordoned, and the extended
+    resources (GPUs and other accelerators) it has allocatable."""
 
     name: str
     labels: Mapping[str, str]
     ephemeral_storage: int | None  # bytes of status.capacity, None when not reported
+    taints: tuple[Taint, ...] = ()  # spec.taints, every effect, as listed
+    unschedulable: bool = False  # spec.unschedulable: cordoned
+    extended: frozenset[str] = frozenset()  # extended resources with status.allocatable above zero

@@ -1,62 +1,115 @@
-"""The planner: usages + the puller CR as it is + settings -> a `Plan` that explains itself.
+"""The planner: what one KubernetesImagePuller should hold after this cycle, and why.
 
-Pure: no API client, no clock (`now` is a parameter), no logging. A test feeds records in
-and asserts on the Plan.
+Pure: no API client, no clock, no logging. A test builds a `PlanInput` and asserts on the
+`Plan`; nothing else is needed.
 
-How a plan is made:
+The input is one complete value: the usages that count for the target (resolved to one
+spelling per image and past the `references` policy: every rejection is decided before
+planning, see `agent.policy`), the CR as read, the nodes its puller runs on and the sizes
+nodes report, the kinds that could not be listed or are not served, the settings and the
+time. The steps, one function each:
 
-1. **Policy.** References from registries outside `references.allowed_registries`, or
-   matching a `references.deny` pattern, are rejected like malformed ones.
-2. **Score.** Usages are grouped by image. Each object using an image adds the weight of
-   how it uses it (`weights`), counted once per object: a running workbench, a Ready model
-   server, the recommended tag of an offered workbench image...
-3. **Forced in.** Pinned images, and when any source failed this cycle every image the
-   agent already manages (a partial view never shrinks the list), go in first.
-   Excluded images (`selection.exclude`) are always out; images an administrator already
-   listed are left to the administrator's entry.
-4. **Ranked selection.** The rest, best score first (ties: by reference), go in while
-   they meet `min_score`, fit `max_images`, the per-node disk budget, and the
-   per-namespace limit (no single project may take more than `max_per_namespace` places
-   with images only it uses). An image the agent already manages ranks as if its score
-   were `retain_margin` higher, and its minimum score is `retain_margin` lower, so scores
-   wobbling near the cut do not rewrite the list.
-5. **Entries.** Entries the agent did not write stay verbatim and in place; managed
-   entries that stay keep their name and place; new ones are appended in rank order,
-   named from their repository. `changed` is False when the result reads the same as the
-   CR: then nothing is written.
+1. **Candidates** (`_candidates`). Usages grouped by image. A tag that nodes report with a
+   digest becomes that digest (`agent.sizes`: a tag's size is only trusted with its
+   digest). Pinned images join, and so does every managed image that a failed or missing
+   kind may still be using: a partial view never shrinks the list.
+2. **Score** (`_score`). Each object using an image adds the weight of how it uses it
+   (`weights`), once per object, at its heaviest use.
+3. **Tier** (`_tier`). *Shared*: used by workloads of several namespaces, of the
+   applications namespace, or the recommended tag of an offered workbench image.
+   *Project*: used by the workloads of one project only. *Offered*: offered by the
+   platform (image streams, runtime templates, cluster runtimes) but not in use. An image
+   in use always comes before one merely offered, and shared images before any project's
+   own, so neither an unused offer nor a busy project pushes out what several use.
+4. **Forced, excluded, the administrator's** (`_settled`). Pinned and protected images go
+   in first; excluded images never; images an administrator already listed are left to
+   the administrator's entry.
+5. **Ranked selection** (`_select`). The rest, by tier, then score (ties: by reference),
+   go in while they reach `min_score` and fit `max_images`, the per-node disk budget, and
+   what one project may take: `max_per_namespace` places and `max_namespace_share` of the
+   budget for images only that project uses. A project's image that no node reports is
+   estimated at the largest estimate of any role, since the project chooses its role. A
+   managed image ranks as if its score were `retain_margin` higher, keeps a minimum that
+   much lower and may overrun the budget by as much, so wobbling scores and sizes do not
+   rewrite the list.
+6. **Entries** (`_desired`). Entries the agent did not write stay verbatim and in place;
+   managed entries still chosen keep their name, text and place; new ones are appended in
+   decision order, named from their repository. The result is `Plan.desired`, the one value
+   of what the CR should hold: the writer sends it, the report diffs it against
+   `Plan.current`, and the check after the write compares the server's copy with it.
 """
 
 from __future__ import annotations
 
-import fnmatch
-from collections import defaultdict
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import StrEnum
 
-from agent.model import NodeInfo, ObjectRef, Rejection, Role, Usage
-from agent.puller import Entry, PullerCR, entry_name, same_list
+from agent.model import NodeInfo, ObjectRef, Role, State, Usage
+from agent.policy import first_match, policy_problem
+from agent.puller import Entry, PullerCR, PullerState, entry_name
 from agent.refs import ImageRef, InvalidReference, parse_reference
 from agent.settings import Settings
+from agent.sizes import ImageSizes
 
 NODE_KIND = "Node"
 DSCI_KIND = "DSCInitialization"
+
+# How an object uses an image: running or defining a workload, or only offering it.
+WORKLOAD_STATES = frozenset({State.RUNNING, State.STOPPED, State.READY, State.NOT_READY})
+
+
+class Tier(StrEnum):
+    """Where an image stands in the decision order (see the module docstring)."""
+
+    PINNED = "pinned"
+    KEPT = "kept"  # managed, and a kind it was found in could not be listed
+    SHARED = "shared"
+    PROJECT = "project"
+    OFFERED = "offered"
+
+
+_RANKED_ORDER = {Tier.SHARED: 0, Tier.PROJECT: 1, Tier.OFFERED: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class PlanInput:
+    """Everything one target's plan is decided from (`agent.pools` says which usages count
+    for the target and which nodes its puller runs on)."""
+
+    usages: Sequence[Usage]  # those that count for this target
+    puller: PullerCR
+    nodes: Sequence[NodeInfo]  # where the target's puller runs: the disk budget is the smallest of theirs
+    sizes: ImageSizes
+    settings: Settings
+    now: datetime
+    applications_namespace: str
+    failed: Mapping[str, str] = field(default_factory=dict)  # kind -> why it could not be listed
+    missing: Mapping[str, str] = field(default_factory=dict)  # kind -> why it is not served
+    elsewhere: Sequence[Usage] = ()  # usages of images that do not count here, shown as left out
+    elsewhere_reasons: Mapping[ImageRef, str] = field(default_factory=dict)  # why, by image
+    hold: str = ""  # when set, why nothing changes this cycle: every managed entry stays, nothing is added
 
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """One image considered for the list, with the decision and why."""
 
-    image: str
+    image: ImageRef
     score: float
     size_bytes: int
-    size_known: bool  # from a node's status.images; else a per-role estimate
+    size_known: bool  # reported by a node; else an estimate
     roles: tuple[str, ...]
     sources: tuple[ObjectRef, ...]
     selected: bool
     reason: str
+    tier: Tier = Tier.OFFERED
+    namespace: str = ""  # the one project using it (tier `project`)
     name: str = ""  # the entry name when selected
     managed: bool = False  # the agent had it in the list before this cycle
+    tags: tuple[ImageRef, ...] = ()  # tag spellings listed as this digest (nodes report it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,217 +120,223 @@ class Plan:
     budget_bytes: int | None
     budget_used_bytes: int
     candidates: tuple[Candidate, ...]  # in decision order: forced, then by rank
-    rejected: tuple[Rejection, ...]
-    problems: tuple[str, ...]  # e.g. an InferenceService whose runtime is not found
-    failed_sources: Mapping[str, str]
-    entries_before: tuple[Entry, ...]
-    entries_after: tuple[Entry, ...]
-    owned_before: Mapping[str, str]
-    owned_after: Mapping[str, str]
-    entry_kinds_before: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    entry_kinds_after: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # which kinds use each
+    current: PullerState
+    desired: PullerState
+    failed_sources: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
-        return (
-            not same_list(self.entries_before, self.entries_after)
-            or dict(self.owned_before) != dict(self.owned_after)
-            or dict(self.entry_kinds_before) != dict(self.entry_kinds_after)
-        )
+        """Whether the CR must be written: the desired state differs from the current one."""
+        return self.desired != self.current
 
     @property
     def selected(self) -> tuple[Candidate, ...]:
         return tuple(c for c in self.candidates if c.selected)
 
 
-@dataclass
-class _Group:
-    ref: ImageRef
-    usages: list[Usage] = field(default_factory=list)
-
-
-def make_plan(
-    *,
-    usages: Iterable[Usage],
-    rejections: Iterable[Rejection],
-    problems: Iterable[str] = (),
-    puller: PullerCR,
-    nodes: Sequence[NodeInfo],
-    sizes: Mapping[str, int],
-    failed_sources: Mapping[str, str],
-    missing_sources: Mapping[str, str] = {},  # noqa: B006 - read only
-    applications_namespace: str,
-    settings: Settings,
-    now: datetime,
-) -> Plan:
-    """`failed_sources`/`missing_sources`: kinds that could not be listed / are not served
-    this cycle, by kind name, with the reason."""
-    selection = settings.selection
-    rejected = list(rejections)
-    groups = _group(_allowed(usages, settings, rejected))
-    warnings: list[str] = []
-
-    before = puller.entries()
-    ownership = _Ownership.of(before, puller.owned)
-    managed_by_image = _by_canonical_image(ownership.managed)
-    foreign = [before[i] for i in ownership.foreign]
-    foreign_by_image = _foreign_images(foreign)
-    unavailable = {**missing_sources, **failed_sources}
-    protected = {
-        image: kinds
-        for image, name in managed_by_image.items()
-        if (kinds := _protecting_kinds(puller.entry_kinds.get(name), unavailable, failed_sources))
-    }
-
-    budget = selection.disk_budget.resolve(_smallest_capacity(nodes, puller.node_selector))
-    # Without the nodes, a budget relative to their disk is unknown, not unlimited: add nothing.
-    budget_unknown = budget is None and selection.disk_budget.fraction is not None and NODE_KIND in failed_sources
-    if budget is None and selection.disk_budget.fraction is not None and not budget_unknown:
-        warnings.append("no target node reports ephemeral-storage capacity: the disk budget is not applied")
-    estimate = _Sizes(sizes, settings)
-    used = sum(estimate.of_text(e.image) for e in foreign)
-
-    pinned = [parse_reference(text) for text in selection.pinned]  # valid: Settings checks them
-    for pin in pinned:
-        groups.setdefault(str(pin), _Group(pin))
-    for image in protected:
-        managed_ref = parse_reference(image)  # canonical already
-        if image not in groups and not _policy_problem(managed_ref, settings):
-            groups[image] = _Group(managed_ref)
-
-    scored = {key: _score(g.usages, settings) for key, g in groups.items()}
-    margin = selection.retain_margin
-    decided: list[Candidate] = []
-    chosen: list[str] = []  # images selected, in decision order
-
-    def decide(key: str, *, selected: bool, reason: str) -> None:
-        nonlocal used
-        group = groups[key]
-        size, known = estimate.of(group)
-        if selected:
-            used += size
-            chosen.append(key)
-        decided.append(
-            Candidate(
-                image=key,
-                score=scored[key],
-                size_bytes=size,
-                size_known=known,
-                roles=tuple(sorted({u.role.value for u in group.usages})),
-                sources=tuple(sorted({u.source for u in group.usages}, key=_object_key)),
-                selected=selected,
-                reason=reason,
-                managed=key in managed_by_image,
-            )
-        )
-
-    remaining = []
-    for key in sorted(groups, key=lambda k: (-scored[k], k)):
-        pattern = _match(key, selection.exclude)
-        if pattern:
-            decide(key, selected=False, reason=f"excluded by pattern {pattern!r}")
-        elif key in foreign_by_image:
-            decide(key, selected=False, reason=f"already listed by the administrator as {foreign_by_image[key]!r}")
-        elif groups[key].ref in pinned:
-            decide(key, selected=True, reason="pinned in the configuration")
-        elif key in protected:
-            decide(key, selected=True, reason=f"kept: {', '.join(protected[key])} could not be listed this cycle")
-        else:
-            remaining.append(key)
-
-    def rank_key(key: str) -> tuple[float, str]:
-        bonus = 1 + margin if key in managed_by_image else 1
-        return (-scored[key] * bonus, key)
-
-    per_namespace: dict[str, int] = defaultdict(int)
-    for key in sorted(remaining, key=rank_key):
-        score = scored[key]
-        is_managed = key in managed_by_image
-        floor = selection.min_score * (1 - margin) if is_managed else selection.min_score
-        size, _ = estimate.of(groups[key])
-        tenant = _tenant(groups[key].usages, applications_namespace=applications_namespace)
-        if score < floor:
-            decide(key, selected=False, reason=f"score {score:g} is below the minimum {floor:g}")
-        elif len(chosen) >= selection.max_images:
-            decide(key, selected=False, reason=f"over the limit of {selection.max_images} images")
-        elif tenant and selection.max_per_namespace and per_namespace[tenant] >= selection.max_per_namespace:
-            decide(
-                key,
-                selected=False,
-                reason=f"namespace {tenant} already has {selection.max_per_namespace} images of its own in the list",
-            )
-        elif budget_unknown and not is_managed:
-            decide(
-                key,
-                selected=False,
-                reason="not added this cycle: Nodes could not be listed, so the disk budget is unknown",
-            )
-        elif budget is not None and used + size > budget * (1 + margin if is_managed else 1):
-            # a managed image may overrun by the margin too: sizes move (estimated until a
-            # node reports one) and a smaller node may join, and neither should flap the list
-            decide(key, selected=False, reason=f"does not fit the disk budget ({_gib(budget - used)} left)")
-        else:
-            if tenant:
-                per_namespace[tenant] += 1
-            rank = len(chosen) + 1
-            decide(key, selected=True, reason=f"rank {rank}, score {score:g}" + (" (kept)" if is_managed else ""))
-
-    after, owned_after, names = _entries_after(before=before, chosen=chosen, groups=groups, ownership=ownership)
-    candidates = tuple(_named(c, names) for c in decided)
-    kinds_after = {
-        name: _kinds_of(groups[image].usages) or puller.entry_kinds.get(name, ()) for name, image in owned_after.items()
-    }
+def make_plan(given: PlanInput) -> Plan:
+    listed = _Listed.of(given.puller)
+    protected = _protected(listed, given)
+    images = _candidates(given, listed, protected)
+    budget, warnings = _budget(given)
+    room = _Room.of(given.settings, budget, used=_foreign_bytes(listed, given.sizes))
+    unknown_budget = budget is None and _budget_needs_nodes(given)
+    held = given.hold or ("Nodes could not be listed, so the disk budget is unknown" if unknown_budget else "")
+    decided = _settled(images, listed, protected, given.settings, room)
+    settled = {d.image for d in decided}
+    decided += _select(
+        [i for i in images if i.ref not in settled],
+        room,
+        listed,
+        settings=given.settings,
+        held=held,
+    )
+    decided += _elsewhere(given, {d.image for d in decided}, listed)
+    desired, names = _desired(listed, [d.image for d in decided if d.selected], images, given.puller)
     return Plan(
-        target_namespace=puller.namespace,
-        target_name=puller.name,
-        generated_at=now,
+        target_namespace=given.puller.namespace,
+        target_name=given.puller.name,
+        generated_at=given.now,
         budget_bytes=budget,
-        budget_used_bytes=used,
-        candidates=candidates,
-        rejected=tuple(rejected),
-        problems=tuple(problems),
-        failed_sources=dict(failed_sources),
-        entries_before=before,
-        entries_after=after,
-        owned_before=dict(puller.owned),
-        owned_after=owned_after,
-        entry_kinds_before=dict(puller.entry_kinds),
-        entry_kinds_after=kinds_after,
-        warnings=tuple(warnings),
+        budget_used_bytes=room.used,
+        candidates=tuple(_named(d, names) for d in decided),
+        current=PullerState.of(given.puller),
+        desired=desired,
+        failed_sources=dict(given.failed),
+        warnings=warnings,
     )
 
 
-# -- steps ---------------------------------------------------------------------------------
+# -- the CR as the planner sees it ---------------------------------------------------------
 
 
-def _allowed(usages: Iterable[Usage], settings: Settings, rejected: list[Rejection]) -> Iterable[Usage]:
-    for usage in usages:
-        reason = _policy_problem(usage.image, settings)
-        if reason:
-            rejected.append(Rejection(str(usage.image), reason, usage.source, usage.field))
+@dataclass(frozen=True)
+class _Listed:
+    """The entries of the CR, each image parsed once, and which of them the agent owns.
+
+    An entry is the agent's when its name is recorded in the ownership annotation with this
+    very image text: one whose image an administrator changed is theirs now. A managed entry
+    that shares its name with an administrator's entry is given up (and its image listed
+    again under a new name if still chosen): the puller keeps only the last of two equal
+    names, so keeping both could silently override the administrator's.
+    """
+
+    entries: tuple[Entry, ...]
+    refs: tuple[ImageRef | None, ...]  # each entry's image, canonical; None when it does not parse
+    mine: frozenset[int]  # every entry the agent wrote
+    in_place: frozenset[int]  # those that may stay where they are
+    managed: Mapping[ImageRef, str]  # image -> name, over every entry the agent wrote
+    foreign: Mapping[ImageRef, str]  # image -> name, over the administrator's readable entries
+    tag_digests: Mapping[ImageRef, ImageRef]  # tag -> the digest a managed entry lists for it
+
+    @classmethod
+    def of(cls, puller: PullerCR) -> _Listed:
+        entries = puller.entries()
+        refs = tuple(_parse_or_none(e.image) for e in entries)
+        first_mine: dict[str, int] = {}  # a second copy of an entry cannot be told from the administrator's
+        for i, e in enumerate(entries):
+            if e.name is not None and e.image is not None and puller.owned.get(e.name) == e.image:
+                first_mine.setdefault(e.name, i)
+        mine = frozenset(first_mine.values())
+        foreign_names = {entries[i].name for i in range(len(entries)) if i not in mine}
+        managed: dict[ImageRef, str] = {}
+        foreign: dict[ImageRef, str] = {}
+        for i, (entry, ref) in enumerate(zip(entries, refs, strict=True)):
+            if ref is not None and entry.name:
+                (managed if i in mine else foreign).setdefault(ref, entry.name)
+        return cls(
+            entries=entries,
+            refs=refs,
+            mine=mine,
+            in_place=frozenset(i for i in mine if entries[i].name not in foreign_names),
+            managed=managed,
+            foreign=foreign,
+            tag_digests=_recorded_tags(puller, {name: ref for ref, name in managed.items()}),
+        )
+
+
+def _recorded_tags(puller: PullerCR, managed: Mapping[str, ImageRef]) -> dict[ImageRef, ImageRef]:
+    """tag -> digest, for managed digest entries recorded as listed for a tag of the same
+    repository (anything else in the record is ignored)."""
+    found: dict[ImageRef, ImageRef] = {}
+    for name, text in puller.entry_tags.items():
+        tag, digest = _parse_or_none(text), managed.get(name)
+        if tag is not None and digest is not None and tag.tag is not None and digest.digest is not None:
+            if (tag.registry, tag.repository) == (digest.registry, digest.repository):
+                found.setdefault(tag, digest)
+    return found
+
+
+def _protected(listed: _Listed, given: PlanInput) -> dict[ImageRef, str]:
+    """Managed images that stay whatever their score, with why: the kinds they were found in
+    that could not be listed or are not served this cycle. An entry with no record (written
+    before records were kept) is kept whenever anything failed. A failed DSCInitialization
+    (the applications namespace is then a guess) keeps every entry, and so does a hold. An
+    image the policy now refuses is never kept."""
+    unavailable = {*given.missing, *given.failed}
+    found: dict[ImageRef, str] = {}
+    for ref, name in listed.managed.items():
+        recorded = given.puller.entry_kinds.get(name)
+        if given.hold:
+            why = given.hold
+        elif DSCI_KIND in given.failed:
+            why = _could_not((DSCI_KIND,))
+        elif recorded is None:
+            why = _could_not(sorted(given.failed))
         else:
-            yield usage
+            why = _could_not(sorted(set(recorded) & unavailable))
+        if why and not policy_problem(ref, given.settings.references):
+            found[ref] = why
+    return found
 
 
-def _policy_problem(ref: ImageRef, settings: Settings) -> str:
-    allowed = settings.references.allowed_registries
-    if allowed and ref.registry not in allowed:
-        return f"registry {ref.registry!r} is not in references.allowed_registries"
-    if pattern := _match(str(ref), settings.references.deny):
-        return f"matches references.deny pattern {pattern!r}"
-    return ""
+def _could_not(kinds: Sequence[str]) -> str:
+    return f"{', '.join(kinds)} could not be listed this cycle" if kinds else ""
 
 
-def _group(usages: Iterable[Usage]) -> dict[str, _Group]:
-    groups: dict[str, _Group] = {}
-    for usage in usages:
-        key = str(usage.image)
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = _Group(usage.image)
-        group.usages.append(usage)
-    return groups
+# -- candidates ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Image:
+    """One candidate image before the decision."""
+
+    ref: ImageRef
+    usages: tuple[Usage, ...]
+    score: float
+    size: int
+    size_known: bool
+    tier: Tier
+    namespace: str  # the one project using it, for tier `project`
+    tags: tuple[ImageRef, ...]
+
+
+def _candidates(given: PlanInput, listed: _Listed, protected: Mapping[ImageRef, object]) -> list[_Image]:
+    """Every image to decide on, in rank order within its tier (pinned and kept first)."""
+    groups: dict[ImageRef, list[Usage]] = {}
+    tags: dict[ImageRef, set[ImageRef]] = {}
+    for usage in given.usages:
+        listed_as = _listed_as(usage.image, given.sizes, listed.tag_digests)
+        groups.setdefault(listed_as, []).append(usage)
+        if listed_as != usage.image:
+            tags.setdefault(listed_as, set()).add(usage.image)
+    for extra in (*given.settings.selection.pinned_refs, *protected):
+        groups.setdefault(extra, [])
+    pinned = set(given.settings.selection.pinned_refs)
+    images = [
+        _image(
+            ref,
+            tuple(usages),
+            given,
+            pinned=ref in pinned,
+            kept=ref in protected,
+            tags=tuple(sorted(tags.get(ref, ()))),
+        )
+        for ref, usages in groups.items()
+    ]
+    margin = given.settings.selection.retain_margin
+    text = {i.ref: str(i.ref) for i in images}
+
+    def rank(image: _Image) -> tuple[int, float, str]:
+        bonus = 1 + margin if image.ref in listed.managed else 1
+        return (_RANKED_ORDER.get(image.tier, -1), -image.score * bonus, text[image.ref])
+
+    return sorted(images, key=rank)
+
+
+def _listed_as(ref: ImageRef, sizes: ImageSizes, recorded: Mapping[ImageRef, ImageRef]) -> ImageRef:
+    """The image to list for `ref`: a tag as the digest nodes report it with; while no node
+    reports the tag, as the digest the agent listed for it before (so the entry does not
+    flip when the Nodes cannot be listed or the image drops out of their 50 largest); else
+    the tag itself, whose size is then unknown."""
+    if ref.digest is not None:
+        return ref
+    seen = sizes.tag_digest(ref)
+    if seen is False:
+        return recorded.get(ref, ref)
+    if not isinstance(seen, str):
+        return ref
+    try:
+        return ImageRef(ref.registry, ref.repository, None, seen)
+    except InvalidReference:  # a node reported a digest the agent cannot write: keep the tag
+        return ref
+
+
+def _image(
+    ref: ImageRef, usages: tuple[Usage, ...], given: PlanInput, *, pinned: bool, kept: bool, tags: tuple[ImageRef, ...]
+) -> _Image:
+    tier, namespace = _tier(usages, applications_namespace=given.applications_namespace)
+    if pinned:
+        tier = Tier.PINNED
+    elif kept:
+        tier = Tier.KEPT
+    report = given.sizes.of(ref)
+    if report is not None:
+        size, known = report.size, True
+    else:
+        size, known = _estimate(usages, given.settings, own_project=tier is Tier.PROJECT), False
+    return _Image(ref, usages, _score(usages, given.settings), size, known, tier, namespace, tags)
 
 
 def _score(usages: Sequence[Usage], settings: Settings) -> float:
@@ -290,173 +349,279 @@ def _score(usages: Sequence[Usage], settings: Settings) -> float:
     return round(sum(best.values()), 6)
 
 
-@dataclass(frozen=True)
-class _Ownership:
-    """Which entries of the list (by index) the agent wrote, and which are not its own."""
+def _tier(usages: Sequence[Usage], *, applications_namespace: str) -> tuple[Tier, str]:
+    """The image's tier, and for tier `project` the one project using it.
 
-    managed: dict[str, str]  # name -> image, every entry the agent wrote
-    managed_at: frozenset[int]  # those that may stay where they are
-    foreign: tuple[int, ...]
+    Only use by workloads makes an image shared: a platform object (a stream tag, a
+    template, a cluster runtime) naming an image that one project alone runs does not lift
+    it out of that project's share; the recommended tag does, since the platform offers it
+    to every new workbench.
+    """
+    workloads = {u.source.namespace for u in usages if u.state in WORKLOAD_STATES}
+    if not workloads:
+        return Tier.OFFERED, ""
+    recommended = any(u.state is State.RECOMMENDED for u in usages)
+    if len(workloads) > 1 or recommended or applications_namespace in workloads or "" in workloads:
+        return Tier.SHARED, ""
+    (namespace,) = workloads
+    return Tier.PROJECT, namespace
+
+
+# A size estimate by role: the largest role an image has decides.
+_ROLE_ORDER = (
+    Role.MODELCAR,
+    Role.SERVING_RUNTIME,
+    Role.WORKBENCH,
+    Role.PIPELINE_RUNTIME,
+    Role.CUSTOM_CONTAINER,
+    Role.SIDECAR,
+)
+
+
+def _estimate(usages: Sequence[Usage], settings: Settings, *, own_project: bool) -> int:
+    """The size assumed for an image no node reports. A project's own image takes the
+    largest estimate of any role: the project chooses the role (any container of a Notebook
+    that is not the workbench is a "sidecar"), so it must not choose the estimate too."""
+    estimates = settings.sizes
+    if own_project:
+        return max(estimates.for_role(r.value) for r in _ROLE_ORDER)
+    roles = {u.role for u in usages}
+    found = [estimates.for_role(r.value) for r in _ROLE_ORDER if r in roles]
+    return max(found) if found else estimates.for_role(Role.CUSTOM_CONTAINER.value)
+
+
+# -- limits ----------------------------------------------------------------------------------
+
+
+def _budget(given: PlanInput) -> tuple[int | None, tuple[str, ...]]:
+    """The per-node disk budget in bytes (None: none applies), and a warning when a budget
+    relative to the nodes' disk cannot be applied."""
+    budget_setting = given.settings.selection.disk_budget
+    budget = budget_setting.resolve(_smallest_capacity(given.nodes))
+    if budget is None and budget_setting.fraction is not None and not _budget_needs_nodes(given):
+        return None, ("no target node reports ephemeral-storage capacity: the disk budget is not applied",)
+    return budget, ()
+
+
+def _budget_needs_nodes(given: PlanInput) -> bool:
+    """Without the Nodes, a budget relative to their disk is unknown, not unlimited."""
+    return given.settings.selection.disk_budget.fraction is not None and NODE_KIND in given.failed
+
+
+def _smallest_capacity(nodes: Sequence[NodeInfo]) -> int | None:
+    """The smallest ephemeral-storage capacity: that node holds every image of the list."""
+    capacities = [n.ephemeral_storage for n in nodes if n.ephemeral_storage]
+    return min(capacities) if capacities else None
+
+
+def _foreign_bytes(listed: _Listed, sizes: ImageSizes) -> int:
+    """What the administrator's entries take on a node, where a node reports their size."""
+    total = 0
+    for i, ref in enumerate(listed.refs):
+        if i not in listed.mine and ref is not None and (report := sizes.of(ref)) is not None:
+            total += report.size
+    return total
+
+
+@dataclass
+class _Room:
+    """What is left of the limits as images are chosen, in decision order."""
+
+    max_images: int
+    budget: int | None
+    margin: float
+    places_per_namespace: int  # 0: no limit
+    share: float  # of the budget, for one project's own images
+    used: int = 0
+    count: int = 0
+    places: Counter[str] = field(default_factory=Counter)
+    bytes_of: Counter[str] = field(default_factory=Counter)
 
     @classmethod
-    def of(cls, entries: Sequence[Entry], owned: Mapping[str, str]) -> _Ownership:
-        """An entry is the agent's when its name is recorded with this very image: one whose
-        image an administrator changed is theirs now. A managed entry that shares its name
-        with an administrator's entry is given up (and its image re-added under a new name
-        if still chosen): the puller keeps only the last of two equal names, so keeping both
-        could silently override the administrator's."""
-        first_mine: dict[str, int] = {}  # a second copy of an entry cannot be told from the administrator's
-        for i, e in enumerate(entries):
-            if e.name is not None and e.image is not None and owned.get(e.name) == e.image:
-                first_mine.setdefault(e.name, i)
-        mine_set = set(first_mine.values())
-        foreign = tuple(i for i in range(len(entries)) if i not in mine_set)
-        foreign_names = {entries[i].name for i in foreign}
-        managed_at = frozenset(i for i in mine_set if entries[i].name not in foreign_names)
-        managed = {entries[i].name or "": entries[i].image or "" for i in sorted(mine_set)}
-        return cls(managed, managed_at, foreign)
+    def of(cls, settings: Settings, budget: int | None, *, used: int) -> _Room:
+        selection = settings.selection
+        return cls(
+            max_images=selection.max_images,
+            budget=budget,
+            margin=selection.retain_margin,
+            places_per_namespace=selection.max_per_namespace,
+            share=selection.max_namespace_share,
+            used=used,
+        )
+
+    def refusal(self, image: _Image, *, managed: bool) -> str:
+        """Why `image` does not fit what is left, or "" when it does."""
+        slack = 1 + self.margin if managed else 1
+        if self.count >= self.max_images:
+            return f"over the limit of {self.max_images} images"
+        if image.tier is Tier.PROJECT:
+            ns = image.namespace
+            if self.places_per_namespace and self.places[ns] >= self.places_per_namespace:
+                return f"namespace {ns} already has {self.places_per_namespace} images of its own in the list"
+            if self.budget is not None and self.bytes_of[ns] + image.size > self.budget * self.share * slack:
+                return (
+                    f"namespace {ns}'s own images would take more than its {self.share:.0%} share of "
+                    f"the disk budget ({_gib(self.budget * self.share - self.bytes_of[ns])} left)"
+                )
+        if self.budget is not None and self.used + image.size > self.budget * slack:
+            return f"does not fit the disk budget ({_gib(self.budget - self.used)} left)"
+        return ""
+
+    def take(self, image: _Image) -> None:
+        self.used += image.size
+        self.count += 1
+        if image.tier is Tier.PROJECT:
+            self.places[image.namespace] += 1
+            self.bytes_of[image.namespace] += image.size
 
 
-def _by_canonical_image(managed: Mapping[str, str]) -> dict[str, str]:
-    """Canonical image -> entry name, for managed entries whose image parses."""
-    found: dict[str, str] = {}
-    for name, image in managed.items():
-        ref = _parse_or_none(image)
-        if ref is not None:
-            found.setdefault(str(ref), name)
-    return found
+# -- decisions -------------------------------------------------------------------------------
 
 
-def _protecting_kinds(
-    recorded: tuple[str, ...] | None, unavailable: Mapping[str, str], failed: Mapping[str, str]
-) -> tuple[str, ...]:
-    """The kinds that keep a managed entry this cycle: those it was found in that could not
-    be listed or are not served now. An entry with no record (written before records were
-    kept) is kept whenever anything failed. A failed DSCInitialization (the applications
-    namespace is then a guess) keeps every entry."""
-    if DSCI_KIND in failed:
-        return (DSCI_KIND,)
-    if recorded is None:
-        return tuple(sorted(failed))
-    return tuple(sorted(set(recorded) & set(unavailable)))
+def _settled(
+    images: Sequence[_Image],
+    listed: _Listed,
+    protected: Mapping[ImageRef, str],
+    settings: Settings,
+    room: _Room,
+) -> list[Candidate]:
+    """The decisions no ranking changes: excluded, the administrator's, pinned, kept."""
+    decided = []
+    for image in images:
+        if pattern := first_match(str(image.ref), settings.selection.exclude):
+            decided.append(_decision(image, listed, selected=False, reason=f"excluded by pattern {pattern!r}"))
+        elif image.ref in listed.foreign:
+            reason = f"already listed by the administrator as {listed.foreign[image.ref]!r}"
+            decided.append(_decision(image, listed, selected=False, reason=reason))
+        elif image.tier is Tier.PINNED:
+            room.take(image)
+            decided.append(_decision(image, listed, selected=True, reason="pinned in the configuration"))
+        elif image.tier is Tier.KEPT:
+            room.take(image)
+            reason = f"kept: {protected[image.ref]}"
+            decided.append(_decision(image, listed, selected=True, reason=reason))
+    return decided
 
 
-def _kinds_of(usages: Sequence[Usage]) -> tuple[str, ...]:
-    return tuple(sorted({u.source.kind for u in usages}))
-
-
-def _foreign_images(foreign: Sequence[Entry]) -> dict[str, str]:
-    """Canonical image -> entry name, for administrator entries the agent can read."""
-    found: dict[str, str] = {}
-    for entry in foreign:
-        ref = _parse_or_none(entry.image)
-        if ref is not None and entry.name:
-            found.setdefault(str(ref), entry.name)
-    return found
-
-
-def _entries_after(
-    *,
-    before: Sequence[Entry],
-    chosen: Sequence[str],
-    groups: Mapping[str, _Group],
-    ownership: _Ownership,
-) -> tuple[tuple[Entry, ...], dict[str, str], dict[str, str]]:
-    """Keep every foreign entry and every managed entry still chosen, in place; append the
-    new ones in decision order. Returns (entries, owned annotation, image -> name)."""
-    chosen_set = set(chosen)
-    foreign = set(ownership.foreign)
-    taken = {e.name for e in before if e.name is not None}
-    names: dict[str, str] = {}
-    after: list[Entry] = []
-    owned: dict[str, str] = {}
-    for i, entry in enumerate(before):
-        if i in foreign:
-            after.append(entry)
-        elif i in ownership.managed_at and entry.image in chosen_set and entry.name is not None:
-            after.append(entry)
-            owned[entry.name] = entry.image
-            names[entry.image] = entry.name
-    for key in chosen:
-        if key in names:
+def _select(
+    images: Sequence[_Image], room: _Room, listed: _Listed, *, settings: Settings, held: str
+) -> list[Candidate]:
+    """The ranked images, in order, each in or out with the reason. `held`: why nothing new
+    may be added this cycle ("" when it may)."""
+    decided = []
+    min_score = settings.selection.min_score
+    for image in images:
+        managed = image.ref in listed.managed
+        floor = min_score * (1 - room.margin) if managed else min_score
+        if image.score < floor:
+            reason = f"score {image.score:g} is below the minimum {floor:g}"
+        elif held and not managed:
+            reason = f"not added this cycle: {held}"
+        else:
+            reason = room.refusal(image, managed=managed)
+        if reason:
+            decided.append(_decision(image, listed, selected=False, reason=reason))
             continue
-        name = entry_name(groups[key].ref, taken=taken)
+        room.take(image)
+        reason = f"rank {room.count}, score {image.score:g}" + (" (kept)" if managed else "")
+        decided.append(_decision(image, listed, selected=True, reason=reason))
+    return decided
+
+
+def _elsewhere(given: PlanInput, decided: set[ImageRef], listed: _Listed) -> list[Candidate]:
+    """Images whose workloads cannot run where this target's puller runs: left out, with why."""
+    groups: dict[ImageRef, list[Usage]] = {}
+    reasons: dict[ImageRef, str] = {}
+    for usage in given.elsewhere:
+        ref = _listed_as(usage.image, given.sizes, listed.tag_digests)
+        if ref not in decided:
+            groups.setdefault(ref, []).append(usage)
+            reasons.setdefault(ref, given.elsewhere_reasons.get(usage.image, "its workloads run on other nodes"))
+    found = []
+    for ref in sorted(groups, key=str):
+        image = _image(ref, tuple(groups[ref]), given, pinned=False, kept=False, tags=())
+        found.append(_decision(image, listed, selected=False, reason=reasons[ref]))
+    return found
+
+
+def _decision(image: _Image, listed: _Listed, *, selected: bool, reason: str) -> Candidate:
+    return Candidate(
+        image=image.ref,
+        score=image.score,
+        size_bytes=image.size,
+        size_known=image.size_known,
+        roles=tuple(sorted({u.role.value for u in image.usages})),
+        sources=tuple(sorted({u.source for u in image.usages}, key=_object_key)),
+        selected=selected,
+        reason=reason,
+        tier=image.tier,
+        namespace=image.namespace,
+        managed=image.ref in listed.managed,
+        tags=image.tags,
+    )
+
+
+# -- entries ---------------------------------------------------------------------------------
+
+
+def _desired(
+    listed: _Listed, chosen: Sequence[ImageRef], images: Iterable[_Image], puller: PullerCR
+) -> tuple[PullerState, dict[ImageRef, str]]:
+    """Keep every foreign entry and every managed entry still chosen, in place; append the
+    new ones in decision order. Returns the state and the entry name of each chosen image."""
+    wanted = set(chosen)
+    names: dict[ImageRef, str] = {}
+    entries: list[Entry] = []
+    owned: dict[str, str] = {}
+    for i, (entry, ref) in enumerate(zip(listed.entries, listed.refs, strict=True)):
+        if i not in listed.mine:
+            entries.append(entry)
+        elif i in listed.in_place and ref in wanted and ref not in names and entry.name and entry.image:
+            entries.append(entry)  # verbatim, even if an older version spelled the image otherwise
+            owned[entry.name] = entry.image
+            names[ref] = entry.name
+    taken = {e.name for e in entries if e.name is not None}  # a dropped entry's name is free again
+    for ref in chosen:
+        if ref in names:
+            continue
+        name = entry_name(ref, taken=taken)
         taken.add(name)
-        names[key] = name
-        after.append(Entry.of(name, key))
-        owned[name] = key
-    return tuple(after), owned, names
+        names[ref] = name
+        entries.append(Entry.of(name, str(ref)))
+        owned[name] = str(ref)
+    by_ref = {i.ref: i for i in images}
+    kinds = {
+        name: found
+        for ref, name in names.items()
+        if (found := _kinds_of(by_ref.get(ref)) or puller.entry_kinds.get(name, ()))
+    }
+    tags = {name: str(min(by_ref[ref].tags)) for ref, name in names.items() if ref in by_ref and by_ref[ref].tags}
+    return PullerState(tuple(entries), owned, kinds, tags), names
 
 
-def _named(candidate: Candidate, names: Mapping[str, str]) -> Candidate:
+def _kinds_of(image: _Image | None) -> tuple[str, ...]:
+    """The kinds an entry's image was found in: what keeps it when one cannot be listed. An
+    image listed as the digest nodes report for a tag depends on the Nodes too: without
+    them it would read as the tag, and the entry must not flip."""
+    if image is None:
+        return ()
+    kinds = {u.source.kind for u in image.usages}
+    if image.tags:
+        kinds.add(NODE_KIND)
+    return tuple(sorted(kinds))
+
+
+def _named(candidate: Candidate, names: Mapping[ImageRef, str]) -> Candidate:
     return replace(candidate, name=names.get(candidate.image, "")) if candidate.selected else candidate
 
 
 # -- small helpers -------------------------------------------------------------------------
 
 
-class _Sizes:
-    """Bytes an image takes on a node: what a node reports, else the role's estimate."""
-
-    ORDER = (
-        Role.MODELCAR,
-        Role.SERVING_RUNTIME,
-        Role.WORKBENCH,
-        Role.PIPELINE_RUNTIME,
-        Role.CUSTOM_CONTAINER,
-        Role.SIDECAR,
-    )
-
-    def __init__(self, reported: Mapping[str, int], settings: Settings) -> None:
-        self._reported = reported
-        self._settings = settings
-
-    def of(self, group: _Group) -> tuple[int, bool]:
-        known = self._lookup(group.ref)
-        if known is not None:
-            return known, True
-        roles = {u.role for u in group.usages}
-        estimates = [self._settings.sizes.for_role(r.value) for r in self.ORDER if r in roles]
-        return (max(estimates) if estimates else self._settings.sizes.for_role(Role.CUSTOM_CONTAINER.value)), False
-
-    def of_text(self, image: str | None) -> int:
-        ref = _parse_or_none(image)
-        return (self._lookup(ref) or 0) if ref is not None else 0
-
-    def _lookup(self, ref: ImageRef) -> int | None:
-        return self._reported.get(str(ref)) or (self._reported.get(ref.digest) if ref.digest else None)
-
-
-def _smallest_capacity(nodes: Sequence[NodeInfo], selector: Mapping[str, str]) -> int | None:
-    capacities = [
-        n.ephemeral_storage
-        for n in nodes
-        if n.ephemeral_storage and all(n.labels.get(k) == v for k, v in selector.items())
-    ]
-    return min(capacities) if capacities else None
-
-
-def _tenant(usages: Sequence[Usage], *, applications_namespace: str) -> str:
-    """The one project namespace all usages come from, or "" when the image is shared by
-    several, offered to all (applications namespace, cluster-scoped objects) or pinned."""
-    namespaces = {u.source.namespace for u in usages}
-    if len(namespaces) != 1:
-        return ""
-    (namespace,) = namespaces
-    return "" if namespace == applications_namespace else namespace
-
-
 def _object_key(ref: ObjectRef) -> tuple[str, str, str]:
     """ObjectRef's own order as a plain tuple, compared in C: sorting the 10,000 sources of a
     sidecar image through the dataclass's generated __lt__ costs 200,000 Python calls."""
     return (ref.kind, ref.namespace, ref.name)
-
-
-def _match(text: str, patterns: Sequence[str]) -> str:
-    for pattern in patterns:
-        if fnmatch.fnmatchcase(text, pattern):
-            return pattern
-    return ""
 
 
 def _parse_or_none(text: str | None) -> ImageRef | None:
@@ -468,5 +633,5 @@ def _parse_or_none(text: str | None) -> ImageRef | None:
         return None
 
 
-def _gib(n: int) -> str:
+def _gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB"

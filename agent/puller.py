@@ -14,7 +14,10 @@ What this module is for:
   adding or removing one image renames nothing else;
 * recording which entries the agent owns (`OWNED_ANNOTATION`, `read_owned`,
   `render_owned`);
-* turning the object returned by the API into a `PullerCR` (`read_puller`).
+* turning the object returned by the API into a `PullerCR` (`read_puller`), with the
+  placement fields the puller copies into its DaemonSet (`spec.nodeSelector`,
+  `spec.affinity`, `spec.tolerations`, each a JSON string) read strictly: the puller exits
+  on a value it cannot unmarshal, so a malformed one makes the whole CR invalid.
 
 What it is not: it makes no API calls, reads no settings, and decides nothing about which
 images to pull. Choosing the set, keeping owned names stable and building the patch belong
@@ -39,23 +42,37 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agent.placement import (
+    NodeAffinity,
+    Placement,
+    PlacementError,
+    Toleration,
+    puller_placement,
+    read_affinity_json,
+    read_tolerations_json,
+)
+
 if TYPE_CHECKING:  # only `short_name`, `tag`, `digest` and `str()` are used at run time
     from agent.refs import ImageRef
 
 __all__ = [
     "KINDS_ANNOTATION",
+    "TAGS_ANNOTATION",
     "OWNED_ANNOTATION",
     "RESERVED_NAMES",
     "Entry",
     "InvalidPullerCR",
     "PullerCR",
+    "PullerState",
     "entry_name",
     "is_dns1123_label",
     "parse_images",
     "puller_view",
     "read_entry_kinds",
+    "read_entry_tags",
     "read_owned",
     "render_entry_kinds",
+    "render_entry_tags",
     "read_puller",
     "render_images",
     "render_owned",
@@ -66,6 +83,10 @@ OWNED_ANNOTATION = "prepull-agent.io/owned-entries"
 # {entry name: [kinds of the objects using its image]}: what keeps an entry when one of
 # those kinds cannot be listed.
 KINDS_ANNOTATION = "prepull-agent.io/entry-kinds"
+# {entry name: tag}: an entry listing the digest nodes reported for a tag (never the tag
+# itself, whose content may change), so the tag keeps meaning that digest while no node
+# says otherwise.
+TAGS_ANNOTATION = "prepull-agent.io/entry-tags"
 # Container names the puller's DaemonSet uses itself (newer pullers copy their `sleep`
 # binary with an init container of this name): an entry named so would collide with it.
 RESERVED_NAMES = frozenset({"copy-sleep"})
@@ -302,6 +323,26 @@ def render_entry_kinds(kinds: Mapping[str, Sequence[str]]) -> str:
     return json.dumps({name: sorted(set(k)) for name, k in kinds.items()}, sort_keys=True, separators=(",", ":"))
 
 
+def read_entry_tags(annotations: Mapping[str, str] | None) -> dict[str, str]:
+    """{entry name: tag} from TAGS_ANNOTATION; anything malformed is left out (never raises)."""
+    raw = annotations.get(TAGS_ANNOTATION) if isinstance(annotations, Mapping) else None
+    try:
+        decoded: Any = json.loads(raw) if isinstance(raw, str) else None
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(decoded, dict):
+        return {}
+    return {
+        name: tag
+        for name, tag in decoded.items()
+        if is_dns1123_label(name) and isinstance(tag, str) and _is_image_text(tag)
+    }
+
+
+def render_entry_tags(tags: Mapping[str, str]) -> str:
+    return json.dumps(dict(tags), sort_keys=True, separators=(",", ":"))
+
+
 @dataclass(frozen=True, slots=True)
 class PullerCR:
     """What the agent needs from a KubernetesImagePuller object."""
@@ -313,9 +354,63 @@ class PullerCR:
     owned: dict[str, str]  # from OWNED_ANNOTATION
     node_selector: dict[str, str]  # spec.nodeSelector decoded; {} if absent or empty
     entry_kinds: dict[str, tuple[str, ...]] = field(default_factory=dict)  # from KINDS_ANNOTATION
+    entry_tags: dict[str, str] = field(default_factory=dict)  # from TAGS_ANNOTATION
+    affinity: NodeAffinity | None = None  # spec.affinity's required node affinity; None if none
+    tolerations: tuple[Toleration, ...] = ()  # spec.tolerations decoded
 
     def entries(self) -> tuple[Entry, ...]:
         return parse_images(self.images)
+
+    def placement(self) -> Placement:
+        """Where the puller's DaemonSet runs (`agent.placement.puller_placement`)."""
+        return puller_placement(node_selector=self.node_selector, affinity=self.affinity, tolerations=self.tolerations)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PullerState:
+    """What the agent reads and writes of a KubernetesImagePuller: the entries of
+    `spec.images` and the agent's annotations (ownership, kinds, tags). The planner
+    computes the state the CR should have after a cycle (`Plan.desired`) once; the writer
+    sends it, the report diffs it against the state read (`Plan.current`), and the check
+    after the write compares the server's copy with it.
+
+    Two states are equal when they hold the same pieces in the same order and the same
+    annotation maps: layout differences of the string (one line or many, spaces around
+    `;`) are not a change, so they never cause a write.
+    """
+
+    entries: tuple[Entry, ...]
+    owned: Mapping[str, str]
+    entry_kinds: Mapping[str, tuple[str, ...]]
+    entry_tags: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, puller: PullerCR) -> PullerState:
+        return cls(puller.entries(), dict(puller.owned), dict(puller.entry_kinds), dict(puller.entry_tags))
+
+    def _key(self) -> tuple[object, ...]:
+        kinds = tuple(sorted((name, tuple(sorted(set(k)))) for name, k in self.entry_kinds.items()))
+        tags = tuple(sorted(self.entry_tags.items()))
+        return (tuple(e.text for e in self.entries), tuple(sorted(self.owned.items())), kinds, tags)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PullerState) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    @property
+    def images(self) -> str:
+        """`spec.images` as the agent writes it (see `render_images`)."""
+        return render_images(self.entries)
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        return {
+            OWNED_ANNOTATION: render_owned(self.owned),
+            KINDS_ANNOTATION: render_entry_kinds(self.entry_kinds),
+            TAGS_ANNOTATION: render_entry_tags(self.entry_tags),
+        }
 
 
 class InvalidPullerCR(ValueError):
@@ -330,9 +425,12 @@ def read_puller(obj: Mapping[str, Any]) -> PullerCR:
     """A `PullerCR` from the object as the API returns it (a plain dict).
 
     Raises InvalidPullerCR, naming the object and the field, when metadata is incomplete,
-    spec or one of the fields read is of the wrong type, or spec.nodeSelector is not a JSON
-    object of strings (the puller would exit on it too). The owned-entries annotation never
-    makes the object invalid: garbage there reads as "owns nothing".
+    spec or one of the fields read is of the wrong type, spec.nodeSelector is not a JSON
+    object of strings, spec.affinity not a JSON object of the pod `affinity` shape, or
+    spec.tolerations not a JSON list of tolerations (the puller would exit on them too; the
+    inner field is named: "spec.affinity.nodeAffinity...nodeSelectorTerms is not a list").
+    The owned-entries annotation never makes the object invalid: garbage there reads as
+    "owns nothing".
     """
     if not isinstance(obj, Mapping):
         raise InvalidPullerCR(f"{KIND} <unknown>: not an object: {type(obj).__name__}")
@@ -369,6 +467,11 @@ def read_puller(obj: Mapping[str, Any]) -> PullerCR:
     node_selector = _node_selector(spec.get("nodeSelector"))
     if isinstance(node_selector, str):
         raise fail("spec.nodeSelector", node_selector)
+    try:
+        affinity = read_affinity_json(spec.get("affinity"), field="spec.affinity")
+        tolerations = read_tolerations_json(spec.get("tolerations"), field="spec.tolerations")
+    except PlacementError as e:
+        raise fail(e.field, e.problem) from None
 
     return PullerCR(
         namespace=namespace,
@@ -378,6 +481,9 @@ def read_puller(obj: Mapping[str, Any]) -> PullerCR:
         owned=read_owned(metadata.get("annotations")),
         node_selector=node_selector,
         entry_kinds=read_entry_kinds(metadata.get("annotations")),
+        entry_tags=read_entry_tags(metadata.get("annotations")),
+        affinity=affinity,
+        tolerations=tolerations,
     )
 
 

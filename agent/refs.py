@@ -11,6 +11,11 @@ distribution/reference grammar and normalised the way Docker's `ParseDockerRef` 
 * The first component is a registry only if it contains '.' or ':' or is `localhost`;
   otherwise the registry is `docker.io`. `index.docker.io` becomes `docker.io`, and a
   one-component Docker Hub repository gets `library/`. Registries are lowercased.
+* Two more spellings pull the same content and are folded, so that `references.deny`,
+  `allowed_registries`, `selection.exclude` and de-duplication all see one form: the HTTPS
+  port is dropped (`quay.io:443` is `quay.io`), and `registry-1.docker.io`, Docker Hub's
+  API endpoint, is `docker.io` too. A pattern written for `quay.io/x/*` then also holds
+  for `quay.io:443/x/...`.
 * No tag and no digest means tag `latest`; a tag *and* a digest keeps only the digest.
 * Only sha256, sha384 and sha512 digests in lowercase hex are accepted.
 * IPv6 registry addresses (`[::1]:5000/...`), which the grammar allows, are rejected: they
@@ -46,6 +51,9 @@ MAX_TAG_LENGTH: Final = 128
 
 DEFAULT_REGISTRY: Final = "docker.io"
 LEGACY_DEFAULT_REGISTRY: Final = "index.docker.io"
+# Other names of Docker Hub that pull the same content.
+DOCKER_HUB_ALIASES: Final = frozenset({LEGACY_DEFAULT_REGISTRY, "registry-1.docker.io"})
+HTTPS_PORT_SUFFIX: Final = ":443"
 OFFICIAL_REPO_PREFIX: Final = "library/"
 DEFAULT_TAG: Final = "latest"
 MODELCAR_SCHEME: Final = "oci://"
@@ -114,6 +122,7 @@ class ImageRef:
     """A canonical image reference: exactly one of `tag` and `digest` is set.
 
     registry:   lowercased domain[:port], e.g. "docker.io", "quay.io", "localhost:5000"
+                (never ":443", never another name of Docker Hub)
     repository: lowercase path, e.g. "library/nginx", "modh/odh-workbench-jupyter"
     tag:        None iff digest is set
     digest:     "sha256:<64 lowercase hex>" (or sha384 / sha512 with their lengths)
@@ -206,9 +215,7 @@ def _parse_reference(text: str) -> ImageRef:
             raise InvalidReference("is a bare 64-character hex image ID, not a name")
         registry = DEFAULT_REGISTRY
     else:
-        registry = registry.lower()
-        if registry == LEGACY_DEFAULT_REGISTRY:
-            registry = DEFAULT_REGISTRY
+        registry = _canonical_registry(registry)
     if registry == DEFAULT_REGISTRY and "/" not in repository:
         repository = OFFICIAL_REPO_PREFIX + repository
 
@@ -222,6 +229,12 @@ def _parse_reference(text: str) -> ImageRef:
     if len(registry) + 1 + len(repository) > MAX_NAME_LENGTH:
         raise InvalidReference(f"has a name longer than {MAX_NAME_LENGTH} characters")
     return _validated_ref(registry, repository, tag, digest)
+
+
+def _canonical_registry(registry: str) -> str:
+    """Lowercase, without the HTTPS port, Docker Hub's other names as `docker.io`."""
+    registry = registry.lower().removesuffix(HTTPS_PORT_SUFFIX)
+    return DEFAULT_REGISTRY if registry in DOCKER_HUB_ALIASES else registry
 
 
 def is_modelcar_uri(uri: str) -> bool:
@@ -380,7 +393,7 @@ def _field_problem(registry: str, repository: str, tag: str | None, digest: str 
     """Why these fields do not form a canonical ImageRef, or None if they do."""
     if not isinstance(registry, str) or not _REGISTRY_RE.fullmatch(registry):
         return f"has an invalid registry {registry!a}"
-    if registry != registry.lower() or registry == LEGACY_DEFAULT_REGISTRY:
+    if registry != _canonical_registry(registry):
         return f"has a non-canonical registry {registry!a}"
     if not isinstance(repository, str):
         return f"has an invalid repository {repository!a}"

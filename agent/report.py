@@ -5,7 +5,7 @@
   shortened in the middle, keeping the registry and the end of the tag or digest, and long
   decisions are cut. `wide` shortens nothing and adds the entry names and the roles.
 - The JSON document has one shape whatever the number of targets: `apiVersion`, `kind`,
-  `dry_run`, `cycle` and a `targets` list (the README documents every field).
+  `dry_run`, `cycle`, `coverage` and a `targets` list (the README documents every field).
 
 Pure formatting of a `CycleResult`; nothing here decides anything.
 """
@@ -18,8 +18,11 @@ import shutil
 import sys
 from typing import Any
 
+import yaml
+
 from agent.cycle import CycleResult, TargetOutcome
 from agent.plan import Candidate, Plan
+from agent.pools import Gap, Pool
 from agent.puller import render_images
 
 API_VERSION = "prepull-agent.io/v1"
@@ -52,7 +55,7 @@ def terminal_width() -> int:
 
 
 def as_json(result: CycleResult, *, dry_run: bool) -> str:
-    """One document: `{"apiVersion", "kind", "dry_run", "cycle", "targets": [...]}`."""
+    """One document: `{"apiVersion", "kind", "dry_run", "cycle", "coverage", "targets": [...]}`."""
     doc: dict[str, Any] = {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -64,15 +67,26 @@ def as_json(result: CycleResult, *, dry_run: bool) -> str:
             "requests": result.requests,
             "duration_seconds": result.duration_seconds,
         },
-        "targets": [_target_doc(o) for o in result.outcomes],
+        "coverage": {
+            "uncovered": _gap_docs(result),
+            "nowhere": {str(i): why for i, why in (result.placing.nowhere if result.placing else {}).items()},
+        },
+        "targets": [_target_doc(o, result) for o in result.outcomes],
     }
     return json.dumps(doc, indent=2, sort_keys=False)
 
 
-def _target_doc(outcome: TargetOutcome) -> dict[str, Any]:
+def _target_doc(outcome: TargetOutcome, result: CycleResult) -> dict[str, Any]:
     plan = outcome.plan
+    target = {"namespace": outcome.target.namespace, "name": outcome.target.name}
+    if plan is None:  # the CR could not be read: the same keys, nothing planned
+        return {"target": target, "pool": None, "generated_at": None, "budget_bytes": None, "budget_used_bytes": 0,
+                "candidates": [], "rejected": [], "problems": [], "warnings": [], "failed_sources": {},
+                "images_before": None, "images_after": None, "owned_after": {}, "changed": False, "written": False,
+                "error": outcome.error}
     return {
-        "target": {"namespace": outcome.target.namespace, "name": outcome.target.name},
+        "target": target,
+        "pool": _pool_doc(outcome.pool),
         "generated_at": plan.generated_at.isoformat(),
         "budget_bytes": plan.budget_bytes,
         "budget_used_bytes": plan.budget_used_bytes,
@@ -84,23 +98,50 @@ def _target_doc(outcome: TargetOutcome) -> dict[str, Any]:
                 "source": {"kind": r.source.kind, "namespace": r.source.namespace, "name": r.source.name},
                 "field": r.field,
             }
-            for r in plan.rejected
+            for r in result.rejected
         ],
-        "problems": list(plan.problems),
+        "problems": list(result.problems),
         "warnings": list(plan.warnings),
         "failed_sources": dict(plan.failed_sources),
-        "images_before": render_images(plan.entries_before),
-        "images_after": render_images(plan.entries_after),
-        "owned_after": dict(plan.owned_after),
+        "images_before": plan.current.images,
+        "images_after": plan.desired.images,
+        "owned_after": dict(plan.desired.owned),
         "changed": plan.changed,
         "written": outcome.written,
         "error": outcome.error,
     }
 
 
+def _pool_doc(pool: Pool | None) -> dict[str, Any] | None:
+    if pool is None:
+        return None
+    return {
+        "name": pool.name,
+        "nodes": len(pool.nodes),
+        "smallest_disk_bytes": pool.smallest_disk,
+        "accelerators": list(pool.accelerators),
+    }
+
+
+def _gap_docs(result: CycleResult) -> list[dict[str, Any]]:
+    gaps = result.placing.gaps if result.placing else ()
+    return [
+        {
+            "group": gap.group.name,
+            "nodes": list(gap.group.nodes),
+            "images": [str(i) for i in gap.images],
+            "suggested_puller": dict(gap.suggestion),
+        }
+        for gap in gaps
+    ]
+
+
 def _candidate_doc(c: Candidate) -> dict[str, Any]:
     return {
-        "image": c.image,
+        "image": str(c.image),
+        "tier": c.tier.value,
+        "namespace": c.namespace,
+        "tags": [str(t) for t in c.tags],
         "name": c.name,
         "score": c.score,
         "size_bytes": c.size_bytes,
@@ -122,28 +163,80 @@ def as_table(result: CycleResult, *, dry_run: bool, width: int | None = DEFAULT_
     parts = [_target_table(o, dry_run=dry_run, width=width) for o in result.outcomes]
     if result.missing:
         parts.append(f"Not served (CRD not installed), skipped: {', '.join(sorted(result.missing))}.")
-    return "\n\n".join(parts) + "\n"
+    return "\n\n".join(parts + _findings(result, width=width)) + "\n"
+
+
+def _findings(result: CycleResult, *, width: int | None) -> list[str]:
+    """What the cycle refused or could not resolve, once for all targets."""
+    lines: list[str] = []
+    if result.rejected:
+        shown = result.rejected if width is None else result.rejected[:MAX_REJECTIONS_SHOWN]
+        lines += [f"Rejected references ({len(result.rejected)}):"]
+        lines += [_cut(f"  {r.source} {r.field}: {r.reference!r} {r.reason}", width) for r in shown]
+        if len(result.rejected) > len(shown):
+            lines.append(f"  ... and {len(result.rejected) - len(shown)} more (see --output wide or json)")
+    if result.problems:
+        lines += ([""] if lines else []) + ["Not resolved:"] + [_cut(f"  {p}", width) for p in result.problems]
+    for gap in result.placing.gaps if result.placing else ():
+        lines += ([""] if lines else []) + _gap_lines(gap)
+    return ["\n".join(lines)] if lines else []
+
+
+def _gap_lines(gap: Gap) -> list[str]:
+    """Nodes no puller covers, and what would cover them: the CR, its target, its RBAC."""
+    group = gap.group
+    meta = gap.suggestion["metadata"]
+    assert isinstance(meta, dict)
+    namespace, name = meta["namespace"], meta["name"]
+    more = f" and {len(gap.images) - 5} more" if len(gap.images) > 5 else ""
+    shown = ", ".join(str(i) for i in gap.images[:5]) + more
+    rbac = [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": "prepull-agent-puller", "namespace": namespace},
+         "rules": [{"apiGroups": ["che.eclipse.org"], "resources": ["kubernetesimagepullers"],
+                    "resourceNames": [name], "verbs": ["get", "patch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "prepull-agent-puller", "namespace": namespace},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "prepull-agent-puller"},
+         "subjects": [{"kind": "ServiceAccount", "name": "prepull-agent", "namespace": "prepull-agent"}]},
+    ]
+    return [
+        f"Nodes no puller covers: group {group.name} ({len(group.nodes)} nodes: {', '.join(group.nodes[:3])}"
+        + (", ..." if len(group.nodes) > 3 else "") + f") runs workloads whose images are not pre-pulled: {shown}.",
+        f"To cover it, create the namespace {namespace}, apply this KubernetesImagePuller and its RBAC,",
+        "and add it to the configuration's targets:",
+        "",
+        yaml.safe_dump_all([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+                            dict(gap.suggestion), *rbac], sort_keys=False).rstrip(),
+        "",
+        "# config.yaml",
+        yaml.safe_dump({"targets": [{"namespace": namespace, "name": name}]}, sort_keys=False).rstrip(),
+        "" if group.exact else "(no label sets these nodes apart exactly: check the nodeSelector before applying)",
+    ]
 
 
 def _target_table(outcome: TargetOutcome, *, dry_run: bool, width: int | None) -> str:
     target = f"{outcome.target.namespace}/{outcome.target.name}"
     plan = outcome.plan
-    lines = [f"KubernetesImagePuller {target}: {_budget_line(plan)}", ""]
+    if plan is None:
+        return f"KubernetesImagePuller {target}: {outcome.error}"
+    lines = [f"KubernetesImagePuller {target}: {_budget_line(plan)}"]
+    if outcome.pool is not None:
+        lines.append(_pool_line(outcome.pool))
+    lines.append("")
     lines += table_lines(plan.candidates, width=width)
-    if plan.rejected:
-        shown = plan.rejected if width is None else plan.rejected[:MAX_REJECTIONS_SHOWN]
-        lines += ["", f"Rejected references ({len(plan.rejected)}):"]
-        lines += [_cut(f"  {r.source} {r.field}: {r.reference!r} {r.reason}", width) for r in shown]
-        if len(plan.rejected) > len(shown):
-            lines.append(f"  ... and {len(plan.rejected) - len(shown)} more (see --output wide or json)")
-    if plan.problems:
-        lines += ["", "Not resolved:"] + [_cut(f"  {p}", width) for p in plan.problems]
     for name, reason in sorted(plan.failed_sources.items()):
         lines.append(f"\nWarning: {name} could not be listed ({reason}); images the agent manages are kept.")
     for warning in plan.warnings:
         lines.append(f"\nWarning: {warning}")
     lines += ["", _diff(plan) or "spec.images: no change.", _verdict(outcome, dry_run=dry_run)]
     return "\n".join(lines)
+
+
+def _pool_line(pool: Pool) -> str:
+    disk = _size(pool.smallest_disk) if pool.smallest_disk else "unknown"
+    accelerators = ", ".join(pool.accelerators) or "none"
+    return f"  pool {pool.name}: {len(pool.nodes)} nodes, smallest disk {disk}, accelerators: {accelerators}"
 
 
 def _budget_line(plan: Plan) -> str:
@@ -173,7 +266,7 @@ def table_lines(candidates: tuple[Candidate, ...], *, width: int | None) -> list
         cells = {
             "#": str(rank) if c.selected else "-",
             "NAME": c.name or "-",
-            "IMAGE": c.image,
+            "IMAGE": str(c.image),
             "SCORE": f"{c.score:g}",
             "SIZE": _size(c.size_bytes) + ("" if c.size_known else "*"),
             "USED BY": str(len(c.sources)),
@@ -229,17 +322,18 @@ def _cut(text: str, width: int | None) -> str:
 
 
 def _diff(plan: Plan) -> str:
-    before = render_images(plan.entries_before).splitlines(keepends=True)
-    after = render_images(plan.entries_after).splitlines(keepends=True)
-    if before == after and dict(plan.owned_before) == dict(plan.owned_after):
+    """The change `plan.changed` stands for: "" exactly when there is none."""
+    if not plan.changed:
         return ""
+    before = render_images(plan.current.entries).splitlines(keepends=True)
+    after = render_images(plan.desired.entries).splitlines(keepends=True)
     diff = "".join(difflib.unified_diff(before, after, "spec.images (now)", "spec.images (planned)"))
-    return diff or "spec.images: same entries; only the ownership annotation changes."
+    return diff or "spec.images: same entries; only the agent's annotations change."
 
 
 def _verdict(outcome: TargetOutcome, *, dry_run: bool) -> str:
     plan = outcome.plan
-    if outcome.error:
+    if outcome.error or plan is None:
         return f"Not written: {outcome.error}"
     if not plan.changed:
         return "Nothing to write."

@@ -2,47 +2,64 @@
 
 Layers, each overriding the one before: the defaults declared here, a YAML file
 (`config/default.yaml` documents every key), `PREPULL_*` environment variables, and the
-command line (`--target` through `with_target`; `with_overrides` for any other key).
+command line (`--target` through `with_target`).
 
-Every setting is declared once, as a field of a frozen dataclass with a type, a default and
-a one-line help (`field.metadata["help"]`; `describe()` lists them, and a test keeps
-`config/default.yaml` documenting every one).
-The dataclasses validate themselves in `__post_init__`, so a `Settings` that exists is
-valid however it was made. Loading is generic: it walks the dataclass fields, with one
-converter per kind of leaf, and every error is a `SettingsError` that names where the value
-came from (file or environment variable), the dotted key, and what is accepted.
+Every setting is declared once, as a field of a frozen pydantic dataclass with its type,
+its constraints (in the `Annotated` type), a default and a one-line docstring. pydantic
+(v2) validates in strict mode: no bool is an int, no "10" is a number, a list item is never
+coerced; cross-field rules are model validators. A `Settings` that exists is valid however
+it was made, whether loaded, constructed in code or copied with `dataclasses.replace`.
+
+Hand-written here, because no library does them the way an administrator needs: the origin
+of each key (file or environment variable) in messages, the did-you-mean hint for an
+unknown key, the environment layer (pydantic-settings silently ignores a misspelt nested
+variable and cannot read comma lists), and the YAML loader that refuses a repeated key. Every
+error is a `SettingsError` naming where the value came from, the dotted key and what is
+accepted, one line per problem, all problems of a file and the environment at once.
 
 Environment variables: `PREPULL_` + the dotted key upper-cased with `.` as `__`
-(`PREPULL_SELECTION__MAX_IMAGES=20`); lists are comma-separated; `PREPULL_TARGET=NS/NAME`
-replaces the targets. A `PREPULL_*__*` variable that names no key is an error. A variable
-without `__` is read only when it names a top-level key, and otherwise ignored: Kubernetes
-injects `PREPULL_AGENT_SERVICE_HOST`-style variables for a Service named `prepull-agent`.
-
-Also here, because the node source needs the same rule: `parse_quantity` (Kubernetes
-quantity text to bytes) and `format_quantity`.
+(`PREPULL_SELECTION__MAX_IMAGES=20`); lists are comma-separated; booleans are true/false,
+yes/no or 1/0; `PREPULL_TARGET=NS/NAME` replaces the targets. A `PREPULL_*__*` variable
+that names no key is an error. A variable without `__` is read only when it names a
+top-level key, and otherwise ignored: Kubernetes injects `PREPULL_AGENT_SERVICE_HOST`-style
+variables for a Service named `prepull-agent`.
 
 What this module is not: it reads no cluster (the applications namespace's fallback to the
 DSCInitialization is resolved by the observer) and parses no command line. Of image
 references it checks only the pinned ones (with `agent.refs`), so a bad pin stops the agent
-at start; exclude and deny patterns are globs, not references.
+at start; exclude and deny patterns are globs, not references. Quantities are
+`agent.quantity`'s.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import os
 import re
-import types
-import typing
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Annotated, Any, Literal, TypeGuard, TypeVar, cast, dataclass_transform, get_args
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
+
+from agent.quantity import GiB, MiB, parse_quantity
+from agent.refs import ImageRef, InvalidReference, parse_reference
 
 __all__ = [
     "CLI_VARIABLES",
@@ -61,14 +78,8 @@ __all__ = [
     "Target",
     "TARGET_VARIABLE",
     "Weights",
-    "describe",
     "env_name",
-    "format_quantity",
     "load_settings",
-    "parse_quantity",
-    "settings_from_mapping",
-    "to_mapping",
-    "with_overrides",
     "with_target",
 ]
 
@@ -90,133 +101,46 @@ CLI_VARIABLES: frozenset[str] = frozenset(
 #: Read by `load_settings` and applied with `with_target`; not a dotted key.
 TARGET_VARIABLE = "PREPULL_TARGET"
 
-KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
-
 
 class SettingsError(ValueError):
-    """A setting is missing, unknown or invalid. The message says where, which key, and what
-    is accepted, e.g. `config c.yaml: selection.max_images must be an integer >= 0, got 'ten'
-    (str)`."""
+    """Settings are missing, unknown or invalid. Each problem says where, which key, and what
+    is accepted, e.g. `config c.yaml: selection.max_images must be an integer >= 0, got
+    'ten' (str)`; several are counted and listed one per line. `problems` holds them."""
+
+    def __init__(self, *problems: str) -> None:
+        lines = "".join(f"\n  {problem}" for problem in problems)
+        super().__init__(problems[0] if len(problems) == 1 else f"{len(problems)} problems:{lines}")
+        self.problems = problems
 
 
 # ---------------------------------------------------------------------------------------
-# Quantities
+# What a value may be: constrained types, each saying what it accepts
 
 
-_QUANTITY = re.compile(
-    r"(?P<number>\d+(?:\.\d*)?|\.\d+)"
-    r"(?:(?P<exponent>[eE][+-]?\d+)|(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E))?"
-)
-_SUFFIXES: dict[str, Decimal] = {
-    "": Decimal(1),
-    "m": Decimal("0.001"),
-    "k": Decimal(10) ** 3,
-    "M": Decimal(10) ** 6,
-    "G": Decimal(10) ** 9,
-    "T": Decimal(10) ** 12,
-    "P": Decimal(10) ** 15,
-    "E": Decimal(10) ** 18,
-    "Ki": Decimal(2) ** 10,
-    "Mi": Decimal(2) ** 20,
-    "Gi": Decimal(2) ** 30,
-    "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50,
-    "Ei": Decimal(2) ** 60,
-}
-_INT64_MAX = (1 << 63) - 1
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Accepts:
+    """`Annotated` metadata for messages: completes "KEY must be ..."."""
+
+    text: str
 
 
-def parse_quantity(text: str | int) -> int:
-    """A Kubernetes quantity of bytes as an int: "100Gi", "104845292Ki", "500M", "1.5Ti",
-    "1e3", "1500m", "42" (or an int). A fraction of a byte is rounded up, as Kubernetes'
-    `Quantity.Value()` does. Raises ValueError for anything else, including negative values
-    and values beyond int64."""
-    if isinstance(text, int) and not isinstance(text, bool):
-        if text < 0:
-            raise ValueError(f"not a size: {text!r} is negative")
-        return text
-    if not isinstance(text, str):
-        raise ValueError(f"not a Kubernetes quantity: {text!r} ({type(text).__name__})")
-    match = _QUANTITY.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(
-            f"not a Kubernetes quantity: {text!r} (expected a number with an optional "
-            "suffix Ki, Mi, Gi, Ti, Pi, k, M, G, T, P, e.g. '100Gi' or '500M')"
-        )
-    try:
-        number = Decimal(match["number"])
-        if match["exponent"]:
-            number = number.scaleb(int(match["exponent"][1:]))
-        value = number * _SUFFIXES[match["suffix"] or ""]
-    except (InvalidOperation, OverflowError, ValueError) as e:
-        raise ValueError(f"not a Kubernetes quantity: {text!r} ({e})") from None
-    if value > _INT64_MAX:
-        raise ValueError(f"quantity {text!r} is too large")
-    return math.ceil(value)
+class _Rule(ValueError):
+    """A cross-field rule is broken. `text` names the fields involved as {0}, {1}...; the
+    message gives them their dotted keys."""
+
+    def __init__(self, text: str, *fields: str) -> None:
+        super().__init__(text.format(*fields))
+        self.text = text
+        self.fields = fields
 
 
-def format_quantity(value: int) -> str:
-    """Bytes as the shortest exact binary quantity: 6442450944 -> "6Gi", 1000 -> "1000"."""
-    for suffix, scale in (
-        ("Ei", 1 << 60),
-        ("Pi", 1 << 50),
-        ("Ti", 1 << 40),
-        ("Gi", GiB),
-        ("Mi", MiB),
-        ("Ki", KiB),
-    ):
-        if value and value % scale == 0:
-            return f"{value // scale}{suffix}"
-    return str(value)
+def _holds(ok: Callable[[Any], bool]) -> AfterValidator:
+    def check(value: Any) -> Any:
+        if not ok(value):
+            raise ValueError()
+        return value
 
-
-# ---------------------------------------------------------------------------------------
-# Field declarations and checks
-
-
-class _Bad(Exception):
-    """A value does not fit its field; `detail` adds the reason when there is one."""
-
-    def __init__(self, detail: str = "") -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
-class _Invalid(SettingsError):
-    """Raised by the dataclasses themselves. The message uses bare field names; the loader
-    re-renders it with full dotted keys and the origin of the values."""
-
-    def __init__(self, keys: tuple[str, ...], render: Callable[[tuple[str, ...]], str]) -> None:
-        super().__init__(render(keys))
-        self.keys = keys
-        self.render = render
-
-
-@dataclass(frozen=True, slots=True)
-class _Check:
-    """A constraint on a converted value: `ok` says whether it holds (or raises _Bad with a
-    reason); `text` completes "must be <noun> ..." (e.g. ">= 0"); `must` replaces the whole
-    description when the noun would read badly."""
-
-    ok: Callable[[Any], bool]
-    text: str = ""
-    must: str = ""
-
-
-def _at_least(low: float) -> _Check:
-    return _Check(lambda v: v >= low, f">= {low:g}")
-
-
-def _above(low: float) -> _Check:
-    return _Check(lambda v: v > low, f"> {low:g}")
-
-
-def _between(low: int, high: int) -> _Check:
-    return _Check(lambda v: low <= v <= high, f"from {low} to {high}")
-
-
-def _choice(*options: str) -> _Check:
-    return _Check(lambda v: v in options, must=f"one of {', '.join(options)}")
+    return AfterValidator(check)
 
 
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -231,293 +155,136 @@ def _is_subdomain(value: str) -> bool:
     return len(value) <= 253 and all(_is_label(part) for part in value.split("."))
 
 
-_NAMESPACE = _Check(_is_label, must=f"a namespace name (DNS-1123 label: {_LABEL_RULE}, at most 63 characters)")
-_OPTIONAL_NAMESPACE = _Check(
-    lambda v: v == "" or _is_label(v),
-    must=f"empty or a namespace name (DNS-1123 label: {_LABEL_RULE}, at most 63 characters)",
-)
-_NAME = _Check(
-    _is_subdomain,
-    must=f"an object name (DNS-1123 subdomain: {_LABEL_RULE}, with '.' between parts, at most 253 characters)",
-)
-_REGISTRY = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*(:\d{1,5})?")
-_REGISTRIES = _Check(
-    lambda v: all(_REGISTRY.fullmatch(r) for r in v),
-    must="a list of registry hosts, each a domain with an optional port "
-    "(e.g. quay.io, registry.example.com:5000), without scheme or path",
-)
-
-
-def _cron_ok(expression: str) -> bool:
+def _cron(expression: str) -> str:
     if not expression:
-        return True
+        return expression
     fields = expression.split()
     if len(fields) == 5 and re.search(r"\d", fields[4]):
-        raise _Bad(
+        raise ValueError(
             "write the weekday field with names (sun, mon-fri): APScheduler 3 counts "
             "weekday 0 as Monday, cron counts it as Sunday"
         )
 
     from apscheduler.triggers.cron import CronTrigger  # only when a cron is set
 
-    try:
-        CronTrigger.from_crontab(expression, timezone=UTC)
-    except ValueError as e:
-        raise _Bad(str(e)) from None
-    return True
+    CronTrigger.from_crontab(expression, timezone=UTC)  # its ValueError says what is wrong
+    return expression
 
 
-_CRON = _Check(
-    _cron_ok,
-    must="empty or a 5-field crontab expression (minute hour day month weekday, e.g. '0 */6 * * *')",
-)
-
-
-def _setting(default: Any, help: str, *, check: _Check | None = None, kind: str = "") -> Any:
-    """Declare a field: default, one-line help, optional constraint, optional leaf kind that
-    overrides the one derived from the type ("quantity": an int given as "6Gi" or bytes)."""
-    metadata = {"help": help, "check": check, "kind": kind}
-    if isinstance(default, list | dict | set):  # pragma: no cover - a declaration mistake
-        raise TypeError("settings defaults must be immutable")
-    return field(default=default, metadata=metadata)
-
-
-class _Node:
-    """Base of the settings dataclasses: validates and normalises every field on creation,
-    then runs the class's cross-field `_check`."""
-
-    __slots__ = ()
-
-    def __post_init__(self) -> None:
-        for name, spec in _specs(type(self)).items():
-            value = getattr(self, name)
-            try:
-                normalised = spec.value(value)
-            except _Bad as e:
-                raise _Invalid((name,), _must(type(self), name, value, e.detail)) from None
-            if normalised is not value:
-                object.__setattr__(self, name, normalised)
-        self._check()
-
-    def _check(self) -> None:
-        """Cross-field rules; raise `_Invalid` naming the fields involved."""
-
-
-def _must(
-    cls: type, name: str, value: Any, detail: str = "", *, text: bool = False
-) -> Callable[[tuple[str, ...]], str]:
-    """The renderer of "KEY must be WHAT, got VALUE (TYPE)[: detail]"."""
-    got = repr(value) if text else f"{value!r} ({type(value).__name__})"
-    message = f" must be {_specs(cls)[name].description}, got {got}" + (f": {detail}" if detail else "")
-    return lambda keys: keys[0] + message
-
-
-# ---------------------------------------------------------------------------------------
-# Leaf kinds: one converter per kind, chosen from the field's type (or metadata "kind")
-
-
-@dataclass(frozen=True, slots=True)
-class _Kind:
-    noun: str  # completes "must be ..."
-    coerce: Callable[[Any], Any]  # YAML or Python value -> normalised value; raises _Bad
-    from_text: Callable[[str], Any]  # environment text -> YAML-like value; raises _Bad
-
-
-def _coerce_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise _Bad()
-
-
-def _bool_text(text: str) -> bool:
-    word = text.strip().lower()
-    if word in ("true", "1", "yes"):
-        return True
-    if word in ("false", "0", "no"):
-        return False
-    raise _Bad()
-
-
-def _coerce_int(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise _Bad()
-
-
-def _int_text(text: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise _Bad() from None
-
-
-def _coerce_float(value: Any) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            number = float(value)
-        except OverflowError:
-            raise _Bad() from None
-        if math.isfinite(number):
-            return value if type(value) is float else number
-    raise _Bad()
-
-
-def _float_text(text: str) -> float:
-    try:
-        return _coerce_float(float(text.strip()))
-    except ValueError:
-        raise _Bad() from None
-
-
-def _coerce_str(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    raise _Bad()
-
-
-def _coerce_strings(value: Any) -> tuple[str, ...]:
+def _strings(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, list | tuple) and all(isinstance(v, str) and v.strip() for v in value):
         return tuple(v.strip() for v in value)
-    raise _Bad()
+    raise ValueError()
 
 
-def _strings_text(text: str) -> list[str]:
-    return [item.strip() for item in text.split(",") if item.strip()]
+_REGISTRY = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*(:\d{1,5})?")
 
 
-def _coerce_registries(value: Any) -> tuple[str, ...]:
-    return tuple(v.lower() for v in _coerce_strings(value))
+def _registries(value: Any) -> tuple[str, ...]:
+    hosts = tuple(v.lower() for v in _strings(value))
+    if not all(_REGISTRY.fullmatch(host) for host in hosts):
+        raise ValueError()
+    return hosts
 
 
-def _coerce_quantity(value: Any) -> int:
+def _references(value: Any) -> tuple[str, ...]:
+    texts = _strings(value)
+    for text in texts:
+        try:
+            parse_reference(text)
+        except InvalidReference as e:
+            raise ValueError(f"{text!r} {e.reason}") from None
+    return texts
+
+
+def _size(value: Any) -> Any:
     if isinstance(value, bool):
-        raise _Bad()
+        return value  # refused as not an integer
     try:
         return parse_quantity(value)
     except ValueError:
-        raise _Bad() from None
+        raise ValueError() from None
 
 
-def _coerce_budget(value: Any) -> DiskBudget:
-    try:
-        return _parse_budget(value)
-    except _Invalid:  # pragma: no cover - _parse_budget checks before it constructs
-        raise _Bad() from None
+_Strict = Strict()
+_Finite = Field(allow_inf_nan=False)
+Flag = Annotated[bool, _Strict, _Accepts("true or false")]
+Count = Annotated[int, _Strict, Field(ge=0), _Accepts("an integer >= 0")]
+Positive = Annotated[int, _Strict, Field(ge=1), _Accepts("an integer >= 1")]
+PageSize = Annotated[int, _Strict, Field(ge=1, le=5000), _Accepts("an integer from 1 to 5000")]
+Port = Annotated[int, _Strict, Field(ge=1, le=65535), _Accepts("an integer from 1 to 65535")]
+Score = Annotated[float, _Strict, _Finite, Field(ge=0), _Accepts("a number >= 0")]
+Seconds = Annotated[float, _Strict, _Finite, Field(gt=0), _Accepts("a number > 0")]
+Margin = Annotated[float, _Strict, _Finite, Field(ge=0, lt=1), _Accepts("a number >= 0 and < 1")]
+Share = Annotated[float, _Strict, _Finite, Field(gt=0, le=1), _Accepts("a number > 0 and <= 1")]
+Size = Annotated[int, _Strict, Field(gt=0), BeforeValidator(_size), _Accepts("a size (6Gi, 200Mi, 500M or bytes) > 0")]
+Strings = Annotated[tuple[str, ...], BeforeValidator(_strings), _Accepts("a list of non-empty strings")]
+ImageRefs = Annotated[
+    tuple[str, ...], BeforeValidator(_references), _Accepts("a list of image references such as quay.io/org/image:tag")
+]
+_REGISTRY_RULE = "each a domain with an optional port (e.g. quay.io, registry.example.com:5000), without scheme or path"
+Registries = Annotated[
+    tuple[str, ...], BeforeValidator(_registries), _Accepts(f"a list of registry hosts, {_REGISTRY_RULE}")
+]
+_NAMESPACE = f"a namespace name (DNS-1123 label: {_LABEL_RULE}, at most 63 characters)"
+Namespace = Annotated[str, _Strict, _holds(_is_label), _Accepts(_NAMESPACE)]
+OptionalNamespace = Annotated[str, _Strict, _holds(lambda v: not v or _is_label(v)), _Accepts("empty or " + _NAMESPACE)]
+_NAME = f"an object name (DNS-1123 subdomain: {_LABEL_RULE}, with '.' between parts, at most 253 characters)"
+Name = Annotated[str, _Strict, _holds(_is_subdomain), _Accepts(_NAME)]
+_CRON = "empty or a 5-field crontab expression (minute hour day month weekday, e.g. '0 */6 * * *')"
+Cron = Annotated[str, _Strict, AfterValidator(_cron), _Accepts(_CRON)]
 
-
-def _same(text: str) -> str:
-    return text
-
-
-_KINDS: dict[Any, _Kind] = {
-    bool: _Kind("true or false", _coerce_bool, _bool_text),
-    int: _Kind("an integer", _coerce_int, _int_text),
-    float: _Kind("a number", _coerce_float, _float_text),
-    str: _Kind("a string", _coerce_str, _same),
-    tuple[str, ...]: _Kind("a list of non-empty strings", _coerce_strings, _strings_text),
-    "budget": _Kind(
-        "a size (120Gi, 500M or bytes), a percentage (25%), a fraction below 1 (0.25) or 'unlimited'",
-        _coerce_budget,
-        _same,
-    ),
-    "quantity": _Kind("a size (6Gi, 200Mi, 500M or bytes)", _coerce_quantity, _same),
-    "registries": _Kind("a list of registry hosts", _coerce_registries, _strings_text),
-}
-
-
-def _is_section(hint: Any) -> bool:
-    """A nested dataclass read key by key (DiskBudget is a dataclass but one YAML value)."""
-    return dataclasses.is_dataclass(hint) and hint is not DiskBudget
-
-
-@dataclass(frozen=True, slots=True)
-class _Spec:
-    """What one field is, worked out once from its type and metadata."""
-
-    section: Any  # a nested settings dataclass, read key by key; else None
-    item: Any  # the dataclass of a `tuple[X, ...]` of sections (targets); else None
-    optional: bool  # `X | None`: None is a value
-    kind: _Kind | None  # the converter of a leaf; None for sections
-    check: _Check | None
-    help: str
-
-    @property
-    def description(self) -> str:
-        """Completes "KEY must be ..."."""
-        if self.check is not None and self.check.must:
-            return self.check.must
-        if self.kind is None:
-            return f"a list of {self.item.__name__}" if self.item else f"a {self.section.__name__}"
-        return f"{self.kind.noun} {self.check.text}" if self.check and self.check.text else self.kind.noun
-
-    def value(self, value: Any) -> Any:
-        """`value` validated and normalised; raises _Bad."""
-        if self.section is not None:
-            if isinstance(value, self.section):
-                return value
-            raise _Bad()
-        if self.item is not None:
-            if isinstance(value, list | tuple) and all(isinstance(v, self.item) for v in value):
-                return value if isinstance(value, tuple) else tuple(value)
-            raise _Bad()
-        if value is None and self.optional:
-            return None
-        assert self.kind is not None
-        converted = self.kind.coerce(value)
-        if self.check is not None and not self.check.ok(converted):
-            raise _Bad()
-        return converted
-
-
-_SPECS: dict[type, dict[str, _Spec]] = {}
-
-
-def _specs(cls: type) -> dict[str, _Spec]:
-    """The fields of a settings dataclass by name, in declaration order (worked out once)."""
-    if cls not in _SPECS:
-        hints = typing.get_type_hints(cls)
-        _SPECS[cls] = {f.name: _spec(f, hints[f.name]) for f in dataclasses.fields(cls)}
-    return _SPECS[cls]
-
-
-def _spec(f: dataclasses.Field[Any], hint: Any) -> _Spec:
-    args = typing.get_args(hint)
-    optional = isinstance(hint, types.UnionType) and type(None) in args
-    inner = next(a for a in args if a is not type(None)) if optional else hint
-    is_list = typing.get_origin(hint) is tuple and len(args) == 2 and args[1] is Ellipsis
-    item = args[0] if is_list and _is_section(args[0]) else None
-    section = hint if _is_section(hint) else None
-    kind = _KINDS[f.metadata["kind"]] if f.metadata["kind"] else _KINDS.get(inner)
-    if kind is None and section is None and item is None:  # pragma: no cover - declaration mistake
-        raise TypeError(f"no converter for setting {f.name}: {hint}")
-    return _Spec(section, item, optional, kind, f.metadata["check"], f.metadata["help"])
-
-
-def _key_then(problem: str) -> Callable[[tuple[str, ...]], str]:
-    """The renderer of "KEY problem"."""
-    return lambda keys: f"{keys[0]} {problem}"
+_S = TypeVar("_S")
+#: A section: read key by key; written with no keys (`selection:`) it keeps its defaults.
+Section = Annotated[_S, BeforeValidator(lambda value: {} if value is None else value)]
 
 
 # ---------------------------------------------------------------------------------------
-# The settings tree
+# The settings classes
 
 
-@dataclass(frozen=True, slots=True)
-class Target(_Node):
+# Strict per type (above), not here, so that sections can be read from mappings.
+_CONFIG = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+_T = TypeVar("_T")
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(Field,))
+def _settings(cls: type[_T]) -> type[_T]:
+    """A frozen, slotted pydantic dataclass whose construction in code raises
+    `SettingsError` (with bare field names) instead of pydantic's `ValidationError`."""
+    made = cast(type[_T], pydantic_dataclass(cls, frozen=True, slots=True, config=_CONFIG))
+    validate = made.__init__
+
+    @functools.wraps(validate)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            validate(self, *args, **kwargs)
+        except ValidationError as e:
+            raise SettingsError(*_problems(e, made, _Where(""))) from None
+
+    setattr(made, "__init__", __init__)  # noqa: B010 - mypy refuses assigning a method
+    return made
+
+
+@_settings
+class Target:
     """One KubernetesImagePuller CR the agent keeps current."""
 
-    namespace: str = _setting("openshift-operators", "namespace of the KubernetesImagePuller", check=_NAMESPACE)
-    name: str = _setting("image-puller", "name of the KubernetesImagePuller", check=_NAME)
-    create: bool = _setting(False, "create the KubernetesImagePuller if it is missing (otherwise that is an error)")
+    namespace: Namespace = "openshift-operators"
+    """namespace of the KubernetesImagePuller"""
+    name: Name = "image-puller"
+    """name of the KubernetesImagePuller"""
+    create: Flag = False
+    """create the KubernetesImagePuller if it is missing (else an error)"""
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.name}"
 
 
-@dataclass(frozen=True, slots=True)
-class DiskBudget(_Node):
+@_settings
+class DiskBudget:
     """How much node disk the listed images may take: a fixed number of bytes, a fraction of
     the smallest target node's ephemeral storage, or unlimited (both None).
 
@@ -526,20 +293,16 @@ class DiskBudget(_Node):
     it wins and `fraction` is cleared, so `DiskBudget(bytes=n)` means just n bytes.
     """
 
-    bytes: int | None = _setting(
-        None,
-        "fixed budget in bytes (wins over fraction)",
-        check=_Check(lambda v: v is None or v > 0, "> 0"),
-    )
-    fraction: float | None = _setting(
-        0.3,
-        "budget as a fraction of the smallest target node's ephemeral-storage capacity",
-        check=_Check(lambda v: v is None or 0 < v <= 1, "> 0 and <= 1"),
-    )
+    bytes: Annotated[int | None, _Strict, Field(gt=0), _Accepts("an integer > 0")] = None
+    """fixed budget in bytes (wins over fraction)"""
+    fraction: Annotated[float | None, _Strict, _Finite, Field(gt=0, le=1), _Accepts("a number > 0 and <= 1")] = 0.3
+    """budget as a fraction of the smallest target node's ephemeral-storage capacity"""
 
-    def _check(self) -> None:
+    @model_validator(mode="after")
+    def _bytes_win(self) -> DiskBudget:
         if self.bytes is not None and self.fraction is not None:
-            object.__setattr__(self, "fraction", None)
+            object.__setattr__(self, "fraction", None)  # frozen: this is the only write
+        return self
 
     def resolve(self, smallest_node_capacity: int | None) -> int | None:
         """The budget in bytes, or None when there is none (unlimited, or a fraction of a
@@ -550,109 +313,77 @@ class DiskBudget(_Node):
             return None
         return math.floor(smallest_node_capacity * self.fraction)
 
-    def __str__(self) -> str:
-        if self.bytes is not None:
-            return format_quantity(self.bytes)
-        if self.fraction is not None:
-            return f"{_percent(self.fraction)} of the smallest node's ephemeral storage"
-        return "unlimited"
-
-    def to_yaml(self) -> str | float:
-        """The YAML value that loads back to this budget."""
-        if self.bytes is not None:
-            return format_quantity(self.bytes)
-        if self.fraction is None:
-            return "unlimited"
-        percent = _percent(self.fraction)
-        return percent if _parse_budget(percent) == self else self.fraction
-
-
-def _percent(fraction: float) -> str:
-    return f"{fraction * 100:g}%"
-
 
 _DECIMAL = re.compile(r"\d+\.\d*|\.\d+")
 
 
-def _parse_budget(value: Any) -> DiskBudget:
-    """A DiskBudget from a YAML value; raises _Bad."""
+def _budget(value: Any) -> DiskBudget:
+    """A DiskBudget from a YAML value; a ValueError says why not, when there is a reason."""
     if isinstance(value, DiskBudget):
         return value
-    if value is None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("unlimited", "none")):
         return DiskBudget(fraction=None)
-    if isinstance(value, bool):
-        raise _Bad()
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError()
     if isinstance(value, int):
         if value <= 0:
-            raise _Bad("a budget must be above 0; use 'unlimited' for none")
+            raise ValueError("a budget must be above 0; use 'unlimited' for none")
         return DiskBudget(bytes=value)
     if isinstance(value, float):
         if 0 < value < 1:
             return DiskBudget(fraction=value)
-        raise _Bad(
+        raise ValueError(
             "a plain number must be a fraction above 0 and below 1; write larger budgets as a size or a percentage"
         )
-    if not isinstance(value, str):
-        raise _Bad()
-    text = value.strip()
-    if text.lower() in ("unlimited", "none"):
-        return DiskBudget(fraction=None)
+    return _budget_text(value.strip())
+
+
+def _budget_text(text: str) -> DiskBudget:
     if text.endswith("%"):
         try:
             percent = float(text[:-1])
         except ValueError:
-            raise _Bad() from None
+            raise ValueError() from None
         if not 0 < percent <= 100:
-            raise _Bad("a percentage must be above 0 and at most 100")
+            raise ValueError("a percentage must be above 0 and at most 100")
         return DiskBudget(fraction=percent / 100)
     if _DECIMAL.fullmatch(text):
-        return _parse_budget(float(text))
+        return _budget(float(text))
     try:
-        return _parse_budget(parse_quantity(text))
+        return _budget(parse_quantity(text))
     except ValueError:
-        raise _Bad() from None
+        raise ValueError() from None
 
 
-def _all_references(values: tuple[str, ...]) -> bool:
-    from agent.refs import InvalidReference, parse_reference  # pure; imported late to keep this module first
-
-    for value in values:
-        try:
-            parse_reference(value)
-        except InvalidReference as e:
-            raise _Bad(f"{value!r} {e.reason}") from None
-    return True
+_BUDGET = "a size (120Gi, 500M or bytes), a percentage (25%), a fraction below 1 (0.25) or 'unlimited'"
+Budget = Annotated[DiskBudget, BeforeValidator(_budget), _Accepts(_BUDGET)]
 
 
-@dataclass(frozen=True, slots=True)
-class Selection(_Node):
+@_settings
+class Selection:
     """Which images make the list."""
 
-    max_images: int = _setting(15, "most images in the list", check=_at_least(0))
-    min_score: float = _setting(2.0, "images scoring below this are left out", check=_at_least(0))
-    disk_budget: DiskBudget = _setting(
-        DiskBudget(),
-        "total size the listed images may take on a node: 120Gi, 25% or unlimited",
-        kind="budget",
-    )
-    retain_margin: float = _setting(
-        0.25,
-        "a listed image stays until it scores this fraction below what would replace it",
-        check=_Check(lambda v: 0 <= v < 1, ">= 0 and < 1"),
-    )
-    max_per_namespace: int = _setting(
-        3,
-        "most selected images used by only one single namespace (0: no limit)",
-        check=_at_least(0),
-    )
-    pinned: tuple[str, ...] = _setting(
-        (),
-        "image references always in the list",
-        check=_Check(_all_references, must="a list of image references such as quay.io/org/image:tag"),
-    )
-    exclude: tuple[str, ...] = _setting(
-        (), "glob patterns over the normalised reference; matching images are always left out"
-    )
+    max_images: Count = 15
+    """most images in the list"""
+    min_score: Score = 2.0
+    """images scoring below this are left out"""
+    disk_budget: Budget = DiskBudget()
+    """total size the listed images may take on a node: 120Gi, 25% or unlimited"""
+    retain_margin: Margin = 0.25
+    """a listed image stays until it scores this fraction below what would replace it"""
+    max_per_namespace: Count = 3
+    """most selected images used by only one single namespace (0: no limit)"""
+    max_namespace_share: Share = 0.5
+    """most of the disk budget the images used by only one single namespace may take"""
+    pinned: ImageRefs = ()
+    """image references always in the list"""
+    exclude: Strings = ()
+    """glob patterns over the normalised reference; matching images are always left out"""
+
+    @property
+    def pinned_refs(self) -> tuple[ImageRef, ...]:
+        """`pinned` as canonical references (checked when the settings were made)."""
+        return tuple(parse_reference(text) for text in self.pinned)
 
 
 _STATE_FIELDS = {
@@ -667,24 +398,26 @@ _STATE_FIELDS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Weights(_Node):
+@_settings
+class Weights:
     """Score added per object using an image, by how it uses it."""
 
-    running: float = _setting(10.0, "per started workbench", check=_at_least(0))
-    stopped: float = _setting(2.0, "per stopped workbench", check=_at_least(0))
-    ready: float = _setting(10.0, "per Ready model server (InferenceService)", check=_at_least(0))
-    not_ready: float = _setting(3.0, "per model server that is not Ready", check=_at_least(0))
-    recommended: float = _setting(
-        5.0, "for the recommended tag of a workbench image offered to new users", check=_at_least(0)
-    )
-    offered: float = _setting(1.0, "for any other offered workbench image tag", check=_at_least(0))
-    outdated: float = _setting(
-        0.0,
-        "for an outdated tag or hidden stream (counts only when something uses it)",
-        check=_at_least(0),
-    )
-    defined: float = _setting(1.0, "per serving runtime or runtime template that exists", check=_at_least(0))
+    running: Score = 10.0
+    """per started workbench"""
+    stopped: Score = 2.0
+    """per stopped workbench"""
+    ready: Score = 10.0
+    """per Ready model server (InferenceService)"""
+    not_ready: Score = 3.0
+    """per model server that is not Ready"""
+    recommended: Score = 5.0
+    """for the recommended tag of a workbench image offered to new users"""
+    offered: Score = 1.0
+    """for any other offered workbench image tag"""
+    outdated: Score = 0.0
+    """for an outdated tag or hidden stream (counts only when something uses it)"""
+    defined: Score = 1.0
+    """per serving runtime or runtime template that exists"""
 
     def for_state(self, state: str) -> float:
         """The weight of a usage state ("running", "not-ready", ...; `agent.model.State`)."""
@@ -702,19 +435,24 @@ _ROLE_FIELDS = {
     "modelcar": "modelcar",
     "custom-container": "custom_container",
 }
-_SIZE = _above(0)
 
 
-@dataclass(frozen=True, slots=True)
-class Sizes(_Node):
+@_settings
+class Sizes:
     """Size estimates by role, used when no node reports an image's size."""
 
-    workbench: int = _setting(6 * GiB, "a workbench image", check=_SIZE, kind="quantity")
-    sidecar: int = _setting(200 * MiB, "a sidecar image (e.g. kube-rbac-proxy)", check=_SIZE, kind="quantity")
-    pipeline_runtime: int = _setting(3 * GiB, "a pipeline runtime image", check=_SIZE, kind="quantity")
-    serving_runtime: int = _setting(15 * GiB, "a model serving runtime image", check=_SIZE, kind="quantity")
-    modelcar: int = _setting(10 * GiB, "a ModelCar (model weights as an image)", check=_SIZE, kind="quantity")
-    custom_container: int = _setting(4 * GiB, "a custom container of a model server", check=_SIZE, kind="quantity")
+    workbench: Size = 6 * GiB
+    """a workbench image"""
+    sidecar: Size = 200 * MiB
+    """a sidecar image (e.g. kube-rbac-proxy)"""
+    pipeline_runtime: Size = 3 * GiB
+    """a pipeline runtime image"""
+    serving_runtime: Size = 15 * GiB
+    """a model serving runtime image"""
+    modelcar: Size = 10 * GiB
+    """a ModelCar (model weights as an image)"""
+    custom_container: Size = 4 * GiB
+    """a custom container of a model server"""
 
     def for_role(self, role: str) -> int:
         """The estimate for an image role ("workbench", "serving-runtime", ...;
@@ -725,146 +463,208 @@ class Sizes(_Node):
             raise ValueError(f"unknown image role {role!r}; expected one of {', '.join(_ROLE_FIELDS)}") from None
 
 
-@dataclass(frozen=True, slots=True)
-class References(_Node):
+@_settings
+class References:
     """Which image references are acceptable at all."""
 
-    allowed_registries: tuple[str, ...] = _setting(
-        (),
-        "only images from these registries (domain[:port]); empty: any registry",
-        check=_REGISTRIES,
-        kind="registries",
-    )
-    deny: tuple[str, ...] = _setting((), "glob patterns; matching references are rejected like invalid ones")
+    allowed_registries: Registries = ()
+    """only images from these registries (domain[:port]); empty: any registry"""
+    deny: Strings = ()
+    """glob patterns; matching references are rejected like invalid ones"""
 
 
-@dataclass(frozen=True, slots=True)
-class Sources(_Node):
+@_settings
+class Sources:
     """Which kinds of objects to scan."""
 
-    imagestreams: bool = _setting(True, "workbench and pipeline runtime ImageStreams")
-    notebooks: bool = _setting(True, "workbenches (Notebook)")
-    servingruntimes: bool = _setting(True, "ServingRuntimes in project namespaces")
-    clusterservingruntimes: bool = _setting(True, "ClusterServingRuntimes")
-    templates: bool = _setting(True, "serving runtime templates (OpenShift Templates)")
-    inferenceservices: bool = _setting(True, "model servers (InferenceService)")
-    llminferenceservices: bool = _setting(True, "LLM model servers (LLMInferenceService)")
-    nodes: bool = _setting(True, "Nodes: image sizes and ephemeral-storage capacity")
+    imagestreams: Flag = True
+    """workbench and pipeline runtime ImageStreams"""
+    notebooks: Flag = True
+    """workbenches (Notebook)"""
+    servingruntimes: Flag = True
+    """ServingRuntimes in project namespaces"""
+    clusterservingruntimes: Flag = True
+    """ClusterServingRuntimes"""
+    templates: Flag = True
+    """serving runtime templates (OpenShift Templates)"""
+    inferenceservices: Flag = True
+    """model servers (InferenceService)"""
+    llminferenceservices: Flag = True
+    """LLM model servers (LLMInferenceService)"""
+    nodes: Flag = True
+    """Nodes: image sizes and ephemeral-storage capacity"""
 
 
-@dataclass(frozen=True, slots=True)
-class Kube(_Node):
+@_settings
+class Kube:
     """How the agent talks to the API server."""
 
-    page_size: int = _setting(500, "objects per list request", check=_between(1, 5000))
-    request_timeout_seconds: float = _setting(30.0, "timeout of each API request, in seconds", check=_above(0))
+    page_size: PageSize = 500
+    """objects per list request"""
+    request_timeout_seconds: Seconds = 30.0
+    """timeout of each API request, in seconds"""
 
 
-@dataclass(frozen=True, slots=True)
-class LeaderElection(_Node):
+@_settings
+class LeaderElection:
     """Only one replica of the agent writes; the others wait on a Lease."""
 
-    enabled: bool = _setting(True, "elect a leader with a Lease before writing")
-    lease_name: str = _setting("prepull-agent", "name of the Lease", check=_NAME)
-    lease_namespace: str = _setting(
-        "",
-        "namespace of the Lease; empty: the pod's namespace (POD_NAMESPACE)",
-        check=_OPTIONAL_NAMESPACE,
-    )
-    lease_duration_seconds: float = _setting(
-        30.0, "how long a leader's lease lasts without renewal, in seconds", check=_above(0)
-    )
-    renew_deadline_seconds: float = _setting(
-        20.0,
-        "how long the leader keeps trying to renew before it steps down, in seconds",
-        check=_above(0),
-    )
-    retry_period_seconds: float = _setting(
-        4.0, "pause between attempts to acquire or renew, in seconds", check=_above(0)
-    )
+    enabled: Flag = True
+    """elect a leader with a Lease before writing"""
+    lease_name: Name = "prepull-agent"
+    """name of the Lease"""
+    lease_namespace: OptionalNamespace = ""
+    """namespace of the Lease; empty: the pod's namespace (POD_NAMESPACE)"""
+    lease_duration_seconds: Seconds = 30.0
+    """how long a leader's lease lasts without renewal, in seconds"""
+    renew_deadline_seconds: Seconds = 20.0
+    """how long the leader keeps trying to renew before it steps down, in seconds"""
+    retry_period_seconds: Seconds = 4.0
+    """pause between attempts to acquire or renew, in seconds"""
 
-    def _check(self) -> None:
-        d, r, p = (
-            self.lease_duration_seconds,
-            self.renew_deadline_seconds,
-            self.retry_period_seconds,
-        )
+    @model_validator(mode="after")
+    def _renews_in_time(self) -> LeaderElection:
+        d, r, p = self.lease_duration_seconds, self.renew_deadline_seconds, self.retry_period_seconds
         if d > r > p:
-            return
+            return self
         keys = ("lease_duration_seconds", "renew_deadline_seconds", "retry_period_seconds")
-        (high, low), values = (keys[:2], (d, r)) if d <= r else (keys[1:], (r, p))
-        raise _Invalid(
-            (high, low),
-            lambda k: (
-                f"{k[0]} ({values[0]:g}) must be greater than {k[1]} ({values[1]:g}): "
-                "a leader renews its lease before it expires, and retries several times meanwhile"
-            ),
+        (high, low), (above, below) = (keys[:2], (d, r)) if d <= r else (keys[1:], (r, p))
+        raise _Rule(
+            f"{{0}} ({above:g}) must be greater than {{1}} ({below:g}): "
+            "a leader renews its lease before it expires, and retries several times meanwhile",
+            high,
+            low,
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Serve(_Node):
+@_settings
+class Serve:
     """The long-running mode (`serve`)."""
 
-    interval_seconds: float = _setting(900.0, "seconds between cycles", check=_above(0))
-    cron: str = _setting("", "5-field crontab schedule; when set it replaces interval_seconds", check=_CRON)
-    max_consecutive_failures: int = _setting(
-        5, "failed cycles in a row before the agent reports itself unhealthy", check=_at_least(1)
-    )
-    port: int = _setting(8080, "port of the health and metrics endpoint", check=_between(1, 65535))
-    leader_election: LeaderElection = _setting(LeaderElection(), "leader election between replicas")
+    interval_seconds: Seconds = 900.0
+    """seconds between cycles"""
+    cron: Cron = ""
+    """5-field crontab schedule; when set it replaces interval_seconds"""
+    max_consecutive_failures: Positive = 5
+    """failed cycles in a row before the agent reports itself unhealthy"""
+    port: Port = 8080
+    """port of the health and metrics endpoint"""
+    leader_election: Section[LeaderElection] = LeaderElection()
+    """leader election between replicas"""
 
 
-@dataclass(frozen=True, slots=True)
-class Logging(_Node):
+@_settings
+class Logging:
     """Log output."""
 
-    format: str = _setting(
-        "auto",
-        "auto, console or json (auto: console on a terminal, json otherwise)",
-        check=_choice("auto", "console", "json"),
-    )
-    level: str = _setting("info", "debug, info, warning or error", check=_choice("debug", "info", "warning", "error"))
+    format: Annotated[Literal["auto", "console", "json"], _Accepts("one of auto, console, json")] = "auto"
+    """auto, console or json (auto: console on a terminal, json otherwise)"""
+    level: Annotated[
+        Literal["debug", "info", "warning", "error"], _Accepts("one of debug, info, warning, error")
+    ] = "info"
+    """debug, info, warning or error"""
 
 
-@dataclass(frozen=True, slots=True)
-class Settings(_Node):
+Targets = Annotated[
+    tuple[Target, ...],
+    Field(min_length=1),
+    _Accepts("a non-empty list of mappings with keys create, name, namespace"),
+]
+
+
+@_settings
+class Settings:
     """Everything the agent can be told."""
 
-    applications_namespace: str = _setting(
-        "",
-        "OpenShift AI's applications namespace; empty: from the DSCInitialization, else redhat-ods-applications",
-        check=_OPTIONAL_NAMESPACE,
-    )
-    targets: tuple[Target, ...] = _setting(
-        (Target(),), "the KubernetesImagePullers to keep current (at least one, each once)"
-    )
-    selection: Selection = _setting(Selection(), "which images make the list")
-    weights: Weights = _setting(Weights(), "score per object using an image, by how it uses it")
-    sizes: Sizes = _setting(Sizes(), "image size estimates by role, when no node reports the size")
-    references: References = _setting(References(), "which image references are acceptable")
-    sources: Sources = _setting(Sources(), "which kinds of objects to scan")
-    kube: Kube = _setting(Kube(), "API server requests")
-    serve: Serve = _setting(Serve(), "the long-running mode")
-    logging: Logging = _setting(Logging(), "log output")
+    applications_namespace: OptionalNamespace = ""
+    """OpenShift AI's applications namespace; empty: from the DSCInitialization, else redhat-ods-applications"""
+    targets: Targets = (Target(),)
+    """the KubernetesImagePullers to keep current (at least one, each once)"""
+    selection: Section[Selection] = Selection()
+    """which images make the list"""
+    weights: Section[Weights] = Weights()
+    """score per object using an image, by how it uses it"""
+    sizes: Section[Sizes] = Sizes()
+    """image size estimates by role, when no node reports the size"""
+    references: Section[References] = References()
+    """which image references are acceptable"""
+    sources: Section[Sources] = Sources()
+    """which kinds of objects to scan"""
+    kube: Section[Kube] = Kube()
+    """API server requests"""
+    serve: Section[Serve] = Serve()
+    """the long-running mode"""
+    logging: Section[Logging] = Logging()
+    """log output"""
 
-    def _check(self) -> None:
-        if not self.targets:
-            raise _Invalid(("targets",), _key_then("must name at least one KubernetesImagePuller"))
-        seen: dict[tuple[str, str], int] = {}
+    @model_validator(mode="after")
+    def _one_target_per_namespace(self) -> Settings:
+        """Each target once, and one per namespace: the image puller operator's webhook
+        refuses a second KubernetesImagePuller in a namespace, so one puller per node pool
+        means one namespace per pool."""
+        seen: dict[str, tuple[int, Target]] = {}
         for i, target in enumerate(self.targets):
-            first = seen.setdefault((target.namespace, target.name), i)
-            if first != i:
-                problem = f"repeats {target} (already targets[{first}])"
-                raise _Invalid((f"targets[{i}]",), _key_then(problem))
+            first, other = seen.setdefault(target.namespace, (i, target))
+            if first == i:
+                continue
+            if other.name == target.name:
+                raise _Rule(f"{{0}} repeats {target} (already targets[{first}])", f"targets[{i}]")
+            raise _Rule(
+                f"{{0}} is a second KubernetesImagePuller in namespace {target.namespace} (targets[{first}] is "
+                f"{other}): the image puller operator allows one per namespace, so give each node pool's puller "
+                "a namespace of its own",
+                f"targets[{i}]",
+            )
+        return self
 
 
 # ---------------------------------------------------------------------------------------
-# Building from mappings
+# Messages: pydantic's errors told with origins, dotted keys and what is accepted
 
 
-def _known(cls: type) -> str:
-    return ", ".join(sorted(_specs(cls)))
+def _fields(cls: type) -> dict[str, FieldInfo]:
+    """The fields of a settings class by name, in declaration order."""
+    return cast(dict[str, FieldInfo], cls.__pydantic_fields__)  # type: ignore[attr-defined]
+
+
+def _is_section(kind: Any) -> TypeGuard[type]:
+    """A settings class read key by key (DiskBudget is one as well, but one YAML value)."""
+    return isinstance(kind, type) and hasattr(kind, "__pydantic_fields__") and kind is not DiskBudget
+
+
+def _item(kind: Any) -> type | None:
+    """The settings class of a `tuple[X, ...]` of sections (targets), else None."""
+    args = get_args(kind)
+    return args[0] if len(args) == 2 and args[1] is Ellipsis and _is_section(args[0]) else None
+
+
+def _section_of(node: type | FieldInfo | None) -> type | None:
+    """The settings class that `node` (a class, or a field) reads key by key, if any."""
+    if isinstance(node, FieldInfo):
+        return node.annotation if _is_section(node.annotation) else None
+    return node
+
+
+def _at(root: type, loc: tuple[int | str, ...]) -> type | FieldInfo | None:
+    """What `loc` points at under `root`: a settings class (the root, or one of the
+    targets), a field, or None."""
+    node: type | FieldInfo | None = root
+    for part in loc:
+        section = _section_of(node)
+        if isinstance(part, int):
+            node = _item(node.annotation) if isinstance(node, FieldInfo) else None
+        elif section is not None and part in _fields(section):
+            node = _fields(section)[part]
+        else:
+            return None
+    return node
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else f".{part}" if key else str(part)
+    return key
 
 
 def _join(path: str, key: str) -> str:
@@ -872,9 +672,49 @@ def _join(path: str, key: str) -> str:
 
 
 def _kind_of_value(value: Any) -> str:
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return "a list" if value else "an empty list"
     return "a mapping" if isinstance(value, dict) else f"{value!r} ({type(value).__name__})"
+
+
+def _suggest(cls: type, key: str, path: str) -> str:
+    names = list(_fields(cls))
+    close = difflib.get_close_matches(key, names, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    under = f"known keys under {path!r}" if path else "known top-level keys"
+    return f"{hint}{under}: {', '.join(sorted(names))}"
+
+
+def _problems(error: ValidationError, root: type, where: _Where) -> list[str]:
+    """One line per problem; an error about a list whose items have their own is left out
+    (pydantic adds "too short" when no item of the targets was valid)."""
+    details = error.errors()
+    inner = {tuple(d["loc"][:n]) for d in details for n in range(len(d["loc"]))}
+    return [_problem(d, root, where) for d in details if tuple(d["loc"]) not in inner]
+
+
+def _problem(error: ErrorDetails, root: type, where: _Where) -> str:
+    loc = tuple(error["loc"])
+    key = _dotted(loc)
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, _Rule):
+        keys = [_join(key, name) for name in cause.fields]
+        return where.prefix(*keys) + cause.text.format(*keys)
+    if error["type"] in ("unexpected_keyword_argument", "extra_forbidden", "invalid_key"):
+        path = _dotted(loc[:-1])
+        key = _join(path, str(loc[-1]))
+        section = _section_of(_at(root, loc[:-1])) or root
+        return where.prefix(key) + f"unknown key {key!r} ({_suggest(section, str(loc[-1]), path)})"
+    node, value = _at(root, loc), error["input"]
+    if node is None:  # not a place a setting can be: pydantic's own words
+        return where.prefix(key) + f"{key}: {error['msg']}"
+    if _section_of(node) is not None:
+        return where.prefix(key) + f"{key or 'the top level'} must be a mapping of keys, got {_kind_of_value(value)}"
+    assert isinstance(node, FieldInfo)
+    accepts = next(m.text for m in node.metadata if isinstance(m, _Accepts))
+    got = _kind_of_value(value) if _item(node.annotation) else f"{value!r} ({type(value).__name__})"
+    detail = f": {cause}" if cause is not None and str(cause) else ""
+    return where.prefix(key) + f"{key} must be {accepts}, got {got}{detail}"
 
 
 class _Where:
@@ -884,13 +724,15 @@ class _Where:
         self.fallback = fallback
         self.origins = dict(origins or {})
 
-    def __call__(self, *keys: str) -> str:
+    def prefix(self, *keys: str) -> str:
+        """"ORIGIN, ORIGIN: " for the layers that set `keys` (none in code: "")."""
         found: list[str] = []
         for key in keys:
             origin = self._lookup(key)
             if origin and origin not in found:
                 found.append(origin)
-        return ", ".join(found) or self.fallback
+        origins = ", ".join(found) or self.fallback
+        return f"{origins}: " if origins else ""
 
     def _lookup(self, key: str) -> str | None:
         while key:
@@ -901,55 +743,8 @@ class _Where:
         return None
 
 
-def _build(cls: type, data: Any, path: str, where: _Where) -> Any:
-    """An instance of the dataclass `cls` from a YAML-shaped mapping; raises SettingsError."""
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        what = path or "the top level"
-        raise SettingsError(f"{where(path)}: {what} must be a mapping of keys, got {_kind_of_value(data)}")
-    specs = _specs(cls)
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        sub = _join(path, str(key))
-        if not isinstance(key, str) or key not in specs:
-            raise SettingsError(f"{where(sub)}: unknown key {sub!r} ({_suggest(cls, str(key), path)})")
-        spec = specs[key]
-        if spec.section is not None:
-            kwargs[key] = _build(spec.section, value, sub, where)
-        elif spec.item is not None:
-            if not isinstance(value, list) or not value:
-                raise SettingsError(
-                    f"{where(sub)}: {sub} must be a non-empty list of mappings with keys "
-                    f"{_known(spec.item)}, got {_kind_of_value(value)}"
-                )
-            items = enumerate(value)
-            kwargs[key] = tuple(_build(spec.item, v, f"{sub}[{i}]", where) for i, v in items)
-        else:
-            kwargs[key] = value
-    try:
-        return cls(**kwargs)
-    except _Invalid as e:
-        keys = tuple(_join(path, k) for k in e.keys)
-        raise SettingsError(f"{where(*keys)}: {e.render(keys)}") from None
-
-
-def _suggest(cls: type, key: str, path: str) -> str:
-    names = list(_specs(cls))
-    close = difflib.get_close_matches(key, names, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    under = f"known keys under {path!r}" if path else "known top-level keys"
-    return f"{hint}{under}: {', '.join(sorted(names))}"
-
-
-def settings_from_mapping(data: Mapping[str, Any], *, origin: str) -> Settings:
-    """Settings from YAML-shaped data (the defaults fill what it leaves out). `origin` starts
-    every error message, e.g. "config /etc/prepull/config.yaml"."""
-    return _build(Settings, data, "", _Where(origin))  # type: ignore[no-any-return]
-
-
 # ---------------------------------------------------------------------------------------
-# Files and the environment
+# The YAML file
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -1002,58 +797,96 @@ def _leaf_paths(data: Any, path: str = "") -> Iterator[str]:
         yield path
 
 
+# ---------------------------------------------------------------------------------------
+# The environment
+
+
 def env_name(key: str) -> str:
     """The environment variable of a dotted key: "selection.max_images" ->
     "PREPULL_SELECTION__MAX_IMAGES"."""
     return ENV_PREFIX + key.replace(".", "__").upper()
 
 
-def _env_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """The environment as a YAML-shaped mapping, and the variable behind each dotted key."""
+def _env_field(parts: list[str], var: str) -> FieldInfo:
+    """The leaf field that the variable `var` (split into `parts`) names; raises
+    SettingsError when it names none."""
+    cls: type = Settings
+    for depth, part in enumerate(parts):
+        path, last = ".".join(parts[: depth + 1]), depth == len(parts) - 1
+        where = f"environment {var}"
+        if part not in _fields(cls):
+            raise SettingsError(f"{where}: no setting {path!r} ({_suggest(cls, part, '.'.join(parts[:depth]))})")
+        field = _fields(cls)[part]
+        section = _section_of(field)
+        if _item(field.annotation):
+            raise SettingsError(
+                f"{where}: {path} cannot be set from the environment; use "
+                f"{TARGET_VARIABLE}=NAMESPACE/NAME for one target, or the config file"
+            )
+        if section is None:
+            if not last:
+                raise SettingsError(f"{where}: no setting {'.'.join(parts)!r} ({path} has no keys under it)")
+            return field
+        if last:
+            example = env_name(_join(path, next(iter(_fields(section)))))
+            raise SettingsError(f"{where}: {path} is a section; set its keys one by one, e.g. {example}")
+        cls = section
+    raise AssertionError("unreachable: parts is never empty")
+
+
+_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _from_text(field: FieldInfo, text: str) -> Any:
+    """The YAML-like value that environment text spells for `field`; text that spells none
+    stays text, so that the message shows what was given."""
+    kind = field.annotation
+    word = text.strip()
+    if kind is bool:
+        return _WORDS.get(word.lower(), text)
+    if kind is int:
+        try:
+            return int(word)
+        except ValueError:
+            return text
+    if kind is float:
+        try:
+            number = float(word)
+        except ValueError:
+            return text
+        return number if math.isfinite(number) else text
+    if get_args(kind)[1:] == (Ellipsis,):
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return text
+
+
+def _env_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """The environment as a YAML-shaped mapping, the variable behind each dotted key, and the
+    variables that name no setting."""
     data: dict[str, Any] = {}
     origins: dict[str, str] = {}
+    problems: list[str] = []
     for var in sorted(env):
         if not var.startswith(ENV_PREFIX) or var in CLI_VARIABLES or var == TARGET_VARIABLE:
             continue
-        rest = var[len(ENV_PREFIX) :]
-        parts = rest.lower().split("__")
-        if len(parts) == 1 and parts[0] not in _specs(Settings):
+        parts = var[len(ENV_PREFIX) :].lower().split("__")
+        if len(parts) == 1 and parts[0] not in _fields(Settings):
             continue  # not ours: e.g. PREPULL_AGENT_SERVICE_HOST from a Service's links
-        cls: type = Settings
-        for depth, part in enumerate(parts):
-            path = ".".join(parts[: depth + 1])
-            where = f"environment {var}"
-            if part not in _specs(cls):
-                under = ".".join(parts[:depth])
-                raise SettingsError(f"{where}: no setting {path!r} ({_suggest(cls, part, under)})")
-            spec = _specs(cls)[part]
-            last = depth == len(parts) - 1
-            if spec.item is not None:
-                raise SettingsError(
-                    f"{where}: {path} cannot be set from the environment; use "
-                    f"{TARGET_VARIABLE}=NAMESPACE/NAME for one target, or the config file"
-                )
-            if last and spec.section is not None:
-                first = next(iter(_specs(spec.section)))
-                raise SettingsError(
-                    f"{where}: {path} is a section; set its keys one by one, e.g. {env_name(_join(path, first))}"
-                )
-            if not last and spec.section is None:
-                raise SettingsError(f"{where}: no setting {'.'.join(parts)!r} ({path} has no keys under it)")
-            if not last:
-                cls = spec.section
-                continue
-            assert spec.kind is not None
-            try:
-                value = spec.kind.from_text(env[var])
-            except _Bad:
-                raise SettingsError(f"{where}: {_must(cls, part, env[var], text=True)((path,))}") from None
-            node = data
-            for section in parts[:-1]:
-                node = node.setdefault(section, {})
-            node[part] = value
-            origins[path] = where
-    return data, origins
+        try:
+            field = _env_field(parts, var)
+        except SettingsError as e:
+            problems.append(str(e))
+            continue
+        node = data
+        for section in parts[:-1]:
+            node = node.setdefault(section, {})
+        node[parts[-1]] = _from_text(field, env[var])
+        origins[".".join(parts)] = f"environment {var}"
+    return data, origins, problems
+
+
+# ---------------------------------------------------------------------------------------
+# Loading
 
 
 def _merge(base: Any, overlay: Mapping[str, Any]) -> Any:
@@ -1071,21 +904,22 @@ def _merge(base: Any, overlay: Mapping[str, Any]) -> Any:
 
 def load_settings(path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None) -> Settings:
     """Defaults, then the YAML file at `path` (a mapping; an empty file is fine), then the
-    `PREPULL_*` variables of `env` (default: `os.environ`), validated as a whole."""
+    `PREPULL_*` variables of `env` (default: `os.environ`), validated as a whole. Every
+    problem is reported, one line each, in one SettingsError."""
     env = os.environ if env is None else env
     origin = f"config {os.fspath(path)}" if path is not None else "settings"
     data = _read_yaml(path, origin) if path is not None else None
-    origins = dict.fromkeys(_leaf_paths(data), origin)
-    overlay, env_origins = _env_layer(env)
-    origins.update(env_origins)
-    settings: Settings = _build(Settings, _merge(data, overlay), "", _Where(origin, origins))
+    overlay, env_origins, problems = _env_layer(env)
+    where = _Where(origin, {**dict.fromkeys(_leaf_paths(data), origin), **env_origins})
+    try:
+        settings = _SETTINGS.validate_python(_merge(data, overlay))
+    except ValidationError as e:
+        problems += _problems(e, Settings, where)
+    if problems:
+        raise SettingsError(*problems)
     if TARGET_VARIABLE in env:
         settings = with_target(settings, env[TARGET_VARIABLE], origin=f"environment {TARGET_VARIABLE}")
     return settings
-
-
-# ---------------------------------------------------------------------------------------
-# The command-line layer
 
 
 def with_target(settings: Settings, spec: str, *, origin: str = "target") -> Settings:
@@ -1096,69 +930,9 @@ def with_target(settings: Settings, spec: str, *, origin: str = "target") -> Set
         raise SettingsError(f"{origin}: {spec!r} is not NAMESPACE/NAME (e.g. openshift-operators/image-puller)")
     try:
         target = Target(namespace=namespace, name=name, create=settings.targets[0].create)
-    except _Invalid as e:
-        raise SettingsError(f"{origin}: {spec!r}: {e.render(e.keys)}") from None
+    except SettingsError as e:
+        raise SettingsError(f"{origin}: {spec!r}: {e}") from None
     return dataclasses.replace(settings, targets=(target,))
 
 
-def with_overrides(settings: Settings, values: Mapping[str, Any], *, origin: str = "command line") -> Settings:
-    """`settings` with dotted keys replaced by YAML-shaped values, e.g.
-    `{"selection.max_images": 20, "serve.cron": "0 * * * *"}`, validated as a whole."""
-    overlay: dict[str, Any] = {}
-    for key, value in values.items():
-        node = overlay
-        *sections, leaf = key.split(".")
-        for section in sections:
-            node = node.setdefault(section, {})
-        node[leaf] = value
-    merged = _merge(to_mapping(settings), overlay)
-    return _build(Settings, merged, "", _Where(origin))  # type: ignore[no-any-return]
-
-
-# ---------------------------------------------------------------------------------------
-# Back to YAML, and documentation
-
-
-def _yaml_value(cls: type, name: str, value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, DiskBudget):
-        return to_mapping(value)
-    if isinstance(value, tuple):
-        return [to_mapping(v) if dataclasses.is_dataclass(v) else v for v in value]
-    if isinstance(value, DiskBudget):
-        return value.to_yaml()
-    if _specs(cls)[name].kind is _KINDS["quantity"]:
-        return format_quantity(value)
-    return value
-
-
-def to_mapping(node: Any) -> dict[str, Any]:
-    """A settings dataclass as YAML-shaped data that loads back to an equal value (for
-    printing the effective configuration)."""
-    cls = type(node)
-    return {name: _yaml_value(cls, name, getattr(node, name)) for name in _specs(cls)}
-
-
-def _yaml_text(value: Any) -> str:
-    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1 << 16)
-    return text.removesuffix("\n").removesuffix("\n...").strip()
-
-
-def describe() -> list[tuple[str, str, str]]:
-    """(dotted key, default as YAML text, help) for every setting, in declaration order.
-    The targets' keys appear as "targets[].namespace" etc. after "targets" itself."""
-    rows: list[tuple[str, str, str]] = []
-
-    def walk(cls: type, path: str) -> None:
-        defaults = cls()
-        for name, spec in _specs(cls).items():
-            key = _join(path, name)
-            if spec.section is not None:
-                walk(spec.section, key)
-                continue
-            value = _yaml_value(cls, name, getattr(defaults, name))
-            rows.append((key, _yaml_text(value), spec.help))
-            if spec.item is not None:
-                walk(spec.item, f"{key}[]")
-
-    walk(Settings, "")
-    return rows
+_SETTINGS = TypeAdapter(Settings)

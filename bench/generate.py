@@ -506,7 +506,8 @@ def _formats(formats: Sequence[tuple[str, str, bool, int]]) -> list[JSON]:
             f["version"] = version
         if auto:
             f["autoSelect"] = True
-            f["priority"] = priority
+            if priority:  # the CRD's minimum is 1 (servingruntime_types.go): 0 means "not given"
+                f["priority"] = priority
         out.append(f)
     return out
 
@@ -649,7 +650,8 @@ def notebooks(cat: Catalog) -> Iterator[JSON]:
             "volumeMounts": [{"name": "kube-rbac-proxy-tls", "mountPath": "/etc/tls/private"}],
         }
         running = "kubeflow-resource-stopped" not in notes or notes["kubeflow-resource-stopped"].startswith("odh")
-        status: JSON = {"readyReplicas": 1 if running else 0, "conditions": []}
+        # kubeflow notebook_types.go: conditions, readyReplicas and containerState are required.
+        status: JSON = {"readyReplicas": 1 if running else 0, "conditions": [], "containerState": {}}
         if running:
             started = _ts(rng, 7)
             status["containerState"] = {"running": {"startedAt": started}}

@@ -85,11 +85,24 @@ def api_client(cluster: LocalCluster) -> Iterator[ApiClient]:
         yield client
 
 
+def _new_namespace(api_client: ApiClient, request: pytest.FixtureRequest, prefix: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")
+    name = f"{prefix}-{slug[:50].rstrip('-')}-{secrets.token_hex(3)}"
+    CoreV1Api(api_client).create_namespace(V1Namespace(metadata=V1ObjectMeta(name=name)))
+    return name
+
+
 @pytest.fixture
 def namespace(cluster: LocalCluster, api_client: ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
     """A new, empty namespace for this test only, deleted with its contents afterwards."""
-    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")
-    name = f"t-{slug[:50].rstrip('-')}-{secrets.token_hex(3)}"
-    CoreV1Api(api_client).create_namespace(V1Namespace(metadata=V1ObjectMeta(name=name)))
+    name = _new_namespace(api_client, request, "t")
+    yield name
+    cluster.delete_namespace(api_client, name)
+
+
+@pytest.fixture
+def second_namespace(cluster: LocalCluster, api_client: ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Another namespace for this test only: one KubernetesImagePuller per namespace."""
+    name = _new_namespace(api_client, request, "u")
     yield name
     cluster.delete_namespace(api_client, name)

@@ -180,6 +180,7 @@ def denying_webhook(api_client: ApiClient, namespace: str, tmp_path: Path) -> It
     finally:
         request(api_client, "DELETE", path)
         server.shutdown()
+        server.server_close()
 
 
 def _wait_denied(api_client: ApiClient, namespace: str, message: str) -> None:

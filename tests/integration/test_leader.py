@@ -40,7 +40,8 @@ from tests.integration.conftest import ADMIN_ENTRY, Puller, lease_path, usurp
 
 LEASE = "prepull-agent"
 DURATION, RENEW, RETRY = 4.0, 3.0, 0.5
-SKLEARN = "docker.io/kserve/sklearnserver:v0.15.0"
+# The sample nodes report sklearnserver:v0.15.0 with this digest: the agent lists the digest.
+SKLEARN = "docker.io/kserve/sklearnserver@sha256:9fb0f14e8e8975a29b7b106bdc116a6a7933a604dbd70742adf4b45cd0f52ebe"
 PULLER = r"/apis/che\.eclipse\.org/v1alpha1/namespaces/[^/]+/kubernetesimagepullers/image-puller"
 
 
@@ -429,7 +430,7 @@ def test_a_lease_lost_after_a_conflict_stops_the_retry(kubes, puller: Puller, mo
     ],
 )
 def test_a_failure_after_a_conflict_is_that_targets_error_and_the_next_target_is_written(
-    proxy, kubes, api_client, namespace, puller: Puller, fault
+    proxy, kubes, api_client, namespace, second_namespace, puller: Puller, fault
 ):
     fault_proxy, kubeconfig = proxy
     apply_objects(
@@ -438,18 +439,18 @@ def test_a_failure_after_a_conflict_is_that_targets_error_and_the_next_target_is
             {
                 "apiVersion": "che.eclipse.org/v1alpha1",
                 "kind": "KubernetesImagePuller",
-                "metadata": {"name": "second-puller", "namespace": namespace},
+                "metadata": {"name": "second-puller", "namespace": second_namespace},
                 "spec": {"daemonsetName": "second", "images": f"{ADMIN_ENTRY};"},
             }
         ],
     )
-    second = Puller(namespace, "second-puller", api_client)
+    second = Puller(second_namespace, "second-puller", api_client)
     rules = fault if fault[0].action == "conflict" else [Rule("conflict", method="PATCH", path=PULLER), *fault]
     for rule in rules:
         fault_proxy.add(rule)
     settings = replace(
         settings_for(),
-        targets=(Target(namespace=namespace, name="image-puller"), Target(namespace=namespace, name="second-puller")),
+        targets=(Target(namespace=namespace, name="image-puller"), Target(namespace=second_namespace, name="second-puller")),
     )
     rv = puller.resource_version()
 
@@ -462,10 +463,12 @@ def test_a_failure_after_a_conflict_is_that_targets_error_and_the_next_target_is
     assert puller.resource_version() == rv
 
 
-def test_a_target_that_cannot_be_read_stops_the_cycle_before_anything_is_written(kubes, namespace, puller: Puller):
+def test_a_target_that_cannot_be_read_stops_the_cycle_before_anything_is_written(
+    kubes, namespace, second_namespace, puller: Puller
+):
     settings = replace(
         settings_for(),
-        targets=(Target(namespace=namespace, name="image-puller"), Target(namespace=namespace, name="no-such-puller")),
+        targets=(Target(namespace=namespace, name="image-puller"), Target(namespace=second_namespace, name="no-such-puller")),
     )
     rv = puller.resource_version()
     with pytest.raises(TargetMissing):

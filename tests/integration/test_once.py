@@ -9,20 +9,22 @@ from pathlib import Path
 import pytest
 
 from agent.puller import OWNED_ANNOTATION, puller_view, read_owned
-from tests.harness.loader import apply_objects, request
-from tests.integration.conftest import ADMIN_ENTRY, ALL_READS, REPO_ROOT, read_rules
+from tests.harness.loader import apply_objects, read_objects, request
+from tests.integration.conftest import ADMIN_ENTRY, ALL_READS, REPO_ROOT, SAMPLES, read_rules
 
 D = "sha256:"
 GRANITE = "quay.io/redhat-ai-services/modelcar-catalog:granite-3.1-8b-instruct"
 QWEN = "quay.io/redhat-ai-services/modelcar-catalog:qwen2.5-7b-instruct"
 VLLM_219 = "quay.io/modh/vllm:rhoai-2.19-cuda"
 VLLM_220 = "quay.io/modh/vllm:rhoai-2.20-cuda"
-SKLEARN = "docker.io/kserve/sklearnserver:v0.15.0"
+# The sample nodes report sklearnserver:v0.15.0 with this digest: the agent lists the digest.
+SKLEARN = "docker.io/kserve/sklearnserver@sha256:9fb0f14e8e8975a29b7b106bdc116a6a7933a604dbd70742adf4b45cd0f52ebe"
 WORKER_0_CAPACITY = 128300593152  # 125293548Ki, the smallest worker
 
 
 def candidates(doc: dict) -> dict[str, dict]:
-    return {c["image"]: c for c in doc["candidates"]}
+    """Candidates by image, and by each tag listed as a digest nodes report for it."""
+    return {name: c for c in doc["candidates"] for name in (c["image"], *c["tags"])}
 
 
 def test_dry_run_shows_the_ranked_plan_and_writes_nothing(agent, puller):
@@ -70,9 +72,9 @@ def test_once_writes_the_list_and_keeps_the_administrator_entry(agent, puller):
     assert {name: view[name] for name in owned} == owned
     selected = {c["image"]: c["name"] for c in doc["candidates"] if c["selected"]}
     assert owned == {name: image for image, name in selected.items()}
-    assert SKLEARN in selected and "quay.io/example/resnet50-modelcar" in " ".join(selected)
+    assert SKLEARN in selected and candidates(doc)[SKLEARN]["tags"] == ["docker.io/kserve/sklearnserver:v0.15.0"] and "quay.io/example/resnet50-modelcar" in " ".join(selected)
     granite = candidates(doc)[GRANITE]
-    assert not granite["selected"] and "does not fit the disk budget" in granite["reason"]
+    assert not granite["selected"] and "disk budget" in granite["reason"]  # 16 GiB: over the project's share
     summary = run.logged("cycle finished")[0]
     assert summary["written"] == 1 and summary["listed"]["Notebook"] >= 6
     (updated,) = run.logged("puller updated")
@@ -136,22 +138,29 @@ def test_a_hostile_notebook_cannot_add_an_entry(agent, puller, api_client, names
     assert len(view) == len(images.strip().splitlines())  # one entry per line, none split or merged
 
 
-def test_a_missing_crd_is_skipped_with_one_warning(agent, puller, api_client):
-    crd_path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/llminferenceservices.serving.kserve.io"
+# RHOAI may ship without the ClusterServingRuntime CRD (issue 12): the agent must work without it.
+@pytest.mark.parametrize(("plural", "kind", "lost"), [
+    ("llminferenceservices", "LLMInferenceService", QWEN),
+    ("clusterservingruntimes", "ClusterServingRuntime", SKLEARN),
+])
+def test_a_missing_crd_is_skipped_with_one_warning(agent, puller, api_client, plural, kind, lost):
+    crd_path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{plural}.serving.kserve.io"
     crd = request(api_client, "GET", crd_path)
     request(api_client, "DELETE", crd_path)
     try:
-        _wait_gone(api_client, "/apis/serving.kserve.io/v1alpha1/llminferenceservices")
+        _wait_gone(api_client, f"/apis/serving.kserve.io/v1alpha1/{plural}")
         run = agent("once", "--dry-run", target=puller.target)
         assert run.code == 0
-        assert run.json()["cycle"]["missing"].keys() == {"LLMInferenceService"}
+        assert run.json()["cycle"]["missing"].keys() == {kind}
         assert len(run.logged("kind not served")) == 1
-        assert QWEN not in candidates(run.target())
+        assert lost not in candidates(run.target())
     finally:
         for key in ("resourceVersion", "uid", "creationTimestamp", "managedFields", "generation"):
             crd["metadata"].pop(key, None)
         crd.pop("status", None)
         _recreate_crd(api_client, crd)
+        # Deleting a CRD deletes its objects: put the sample's back for the tests that follow.
+        apply_objects(api_client, [o for o in read_objects(SAMPLES) if o["kind"] == kind])
 
 
 def test_a_denied_source_never_shrinks_the_list(agent, puller, restricted_kubeconfig):

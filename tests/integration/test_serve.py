@@ -24,7 +24,8 @@ from tests.harness.faultproxy import FaultProxy, Rule
 from tests.harness.loader import apply_objects, request
 from tests.integration.conftest import ADMIN_ENTRY, REPO_ROOT, lease_holder, usurp
 
-SKLEARN = "docker.io/kserve/sklearnserver:v0.15.0"
+# The sample nodes report sklearnserver:v0.15.0 with this digest: the agent lists the digest.
+SKLEARN = "docker.io/kserve/sklearnserver@sha256:9fb0f14e8e8975a29b7b106bdc116a6a7933a604dbd70742adf4b45cd0f52ebe"
 LEASE = {"duration": 4, "renew": 3, "retry": 0.5}
 
 
@@ -56,11 +57,12 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREPULL_")}
         env.update(POD_NAME=name, POD_NAMESPACE=namespace, PREPULL_SERVE__PORT=str(self.port))
         self.log = log
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agent", "serve", "--kubeconfig", str(kubeconfig), "--config", str(config),
-             "--target", target, "--log-format", "json", *(extra or [])],
-            cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"),
-        )
+        with log.open("w") as stderr:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "agent", "serve", "--kubeconfig", str(kubeconfig), "--config", str(config),
+                 "--target", target, "--log-format", "json", *(extra or [])],
+                cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+            )
 
     def get(self, path: str) -> tuple[int, str]:
         try:

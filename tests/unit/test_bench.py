@@ -92,6 +92,8 @@ def test_shapes(objs: list[dict]) -> None:
         assert len(stream["spec"]["tags"]) == TINY.tags_per_stream == len(stream["status"]["tags"])
     for isvc in by_kind["InferenceService"]:
         assert [c for c in isvc["status"]["conditions"] if c["type"] == "Ready"]
+    for nb in by_kind["Notebook"]:  # the fields the real CRD requires (kubeflow notebook_types.go)
+        assert {"conditions", "readyReplicas", "containerState"} <= set(nb["status"]), nb["metadata"]["name"]
     stopped = sum("kubeflow-resource-stopped" in n["metadata"]["annotations"] for n in by_kind["Notebook"])
     assert 0 < stopped < len(by_kind["Notebook"])
     modelcars = [i for i in by_kind["InferenceService"]

@@ -36,7 +36,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from agent.model import Rejection
-from agent.plan import Plan, make_plan
+from agent.plan import Plan, PlanInput, make_plan
+from agent.policy import apply_policy
 from agent.puller import (
     KINDS_ANNOTATION,
     OWNED_ANNOTATION,
@@ -51,7 +52,7 @@ from agent.puller import (
     render_owned,
 )
 from agent.refs import InvalidReference, parse_reference
-from agent.resolve import resolve
+from agent.resolve import Inventory, resolve
 from agent.settings import DiskBudget, Settings
 from agent.sources import Observation
 from agent.sources.notebooks import read_notebook
@@ -217,33 +218,41 @@ def cr(images: str = f"{ADMIN};", owned: Any = None, kinds: Any = None) -> Pulle
     return read_puller({"metadata": meta, "spec": {"images": images}})
 
 
+def planned(observation: Observation, puller: PullerCR, settings: Settings, *,
+            failed: dict[str, str] | None = None) -> tuple[Inventory, Plan]:
+    """What a cycle decides: the inventory (with every rejection) and the target's plan."""
+    inventory = apply_policy(resolve(observation), settings.references)
+    plan = make_plan(PlanInput(
+        usages=inventory.usages, puller=puller, nodes=observation.nodes.nodes, sizes=observation.nodes.sizes,
+        settings=settings, now=NOW, applications_namespace=APPS, failed=failed or {},
+    ))
+    return inventory, plan
+
+
 def plan_for(observation: Observation, puller: PullerCR, settings: Settings, *,
              failed: dict[str, str] | None = None) -> Plan:
-    inventory = resolve(observation)
-    return make_plan(usages=inventory.usages, rejections=inventory.rejections, problems=inventory.problems,
-                     puller=puller, nodes=observation.nodes.nodes, sizes=observation.nodes.sizes,
-                     failed_sources=failed or {}, applications_namespace=APPS, settings=settings, now=NOW)
+    return planned(observation, puller, settings, failed=failed)[1]
 
 
 def written(plan: Plan) -> str:
     """spec.images exactly as `agent.apply.write_plan` sends it."""
     from agent.apply import EMPTY_IMAGES
 
-    return render_images(plan.entries_after) or EMPTY_IMAGES
+    return render_images(plan.desired.entries) or EMPTY_IMAGES
 
 
 def assert_sound(plan: Plan, text: str) -> dict[str, str]:
     """The rendered list reads back as the planned entries, with valid, unique names."""
     view = puller_view(text)
     expected: dict[str, str] = {}
-    for entry in plan.entries_after:
+    for entry in plan.desired.entries:
         if entry.name is not None and entry.image is not None:
             expected[entry.name] = entry.image
     assert view == expected
-    assert [e.text for e in parse_images(text)] == [e.text for e in plan.entries_after]
-    names = [e.name for e in plan.entries_after if e.name is not None]
-    before = {e.text for e in plan.entries_before}
-    for name, image in plan.owned_after.items():
+    assert [e.text for e in parse_images(text)] == [e.text for e in plan.desired.entries]
+    names = [e.name for e in plan.desired.entries if e.name is not None]
+    before = {e.text for e in plan.current.entries}
+    for name, image in plan.desired.owned.items():
         assert is_dns1123_label(name), name
         # a name the agent keeps or gives is used by no other entry: one it shared with an
         # administrator's entry is given up, since the puller keeps only the last of the two
@@ -252,7 +261,7 @@ def assert_sound(plan: Plan, text: str) -> dict[str, str]:
         ref = parse_reference(image)  # raises for an invalid image
         if f"{name}={image}" not in before:
             assert str(ref) == image, "the agent writes canonical references only"
-    assert read_owned({OWNED_ANNOTATION: render_owned(plan.owned_after)}) == dict(plan.owned_after)
+    assert read_owned({OWNED_ANNOTATION: render_owned(plan.desired.owned)}) == dict(plan.desired.owned)
     return view
 
 
@@ -272,16 +281,14 @@ def test_every_hostile_reference_is_rejected_in_every_field():
         objects.append(("Notebook", notebook(f"good-{j}", "team-a", image)))
 
     observation = observe(objects)
-    inventory = resolve(observation)
-    plan = make_plan(usages=inventory.usages, rejections=inventory.rejections, puller=cr(), nodes=[], sizes={},
-                     failed_sources={}, applications_namespace=APPS, settings=open_settings(), now=NOW)
+    inventory, plan = planned(observation, cr(), open_settings())
 
-    rejected = Counter((r.source.name, r.field) for r in plan.rejected)
+    rejected = Counter((r.source.name, r.field) for r in inventory.rejections)
     missing = [(k, v) for k, v in expected.items() if rejected[k] != 1]
     assert not missing, f"{len(missing)} hostile placements not rejected exactly once: {missing[:5]}"
     leaked_usages = [u for u in inventory.usages if (u.source.name, u.field) in expected]
     assert not leaked_usages, leaked_usages[:5]
-    for r in plan.rejected:
+    for r in inventory.rejections:
         assert r.reason and r.reason.isascii() and r.reason.isprintable(), r
         assert len(r.reference) <= 203  # long references are cut in reports
 
@@ -309,8 +316,8 @@ def test_a_hostile_runtime_version_is_rejected_after_resolution(tag):
         ("InferenceService", inference_service("isvc", "tenant", {"model": {"runtime": "good-runtime",
                                                                            "runtimeVersion": tag}})),
     ])
-    plan = plan_for(observation, cr(), open_settings())
-    assert [(r.source.name, r.field) for r in plan.rejected] == [("isvc", "spec.predictor.model.runtimeVersion")]
+    inventory, plan = planned(observation, cr(), open_settings())
+    assert [(r.source.name, r.field) for r in inventory.rejections] == [("isvc", "spec.predictor.model.runtimeVersion")]
     text = written(plan)
     assert_sound(plan, text)
     assert "evil" not in text and "pwn" not in text and tag not in puller_view(text).values()
@@ -336,21 +343,21 @@ def test_names_that_collide_after_sanitising_stay_valid_unique_and_stable():
     objects.append(("Notebook", notebook("upper", "team-0", "quay.io/c/WB:1")))  # rejected: upper case
     # the administrator already uses the plain names some images would take
     admin = f"{ADMIN};\nwb=registry.access.redhat.com/ubi9/ubi:latest;\nw-b=quay.io/admin/tool:1;"
-    plan = plan_for(observe(objects), cr(admin), open_settings())
-    assert [r.source.name for r in plan.rejected] == ["upper"]
+    inventory, plan = planned(observe(objects), cr(admin), open_settings())
+    assert [r.source.name for r in inventory.rejections] == ["upper"]
     text = written(plan)
     view = assert_sound(plan, text)
     assert view["wb"] == "registry.access.redhat.com/ubi9/ubi:latest" and view["w-b"] == "quay.io/admin/tool:1"
-    assert set(plan.owned_after.values()) == {str(parse_reference(r)) for r in COLLIDING}
-    assert len(plan.owned_after) == len(COLLIDING) - 1  # "wb" and docker.io/library/wb:latest are one image
+    assert set(plan.desired.owned.values()) == {str(parse_reference(r)) for r in COLLIDING}
+    assert len(plan.desired.owned) == len(COLLIDING) - 1  # "wb" and docker.io/library/wb:latest are one image
     assert all(len(name) <= 63 for name in view)
 
     # applying the plan and planning again changes nothing; adding a colliding image renames nothing
-    applied = cr(text, render_owned(plan.owned_after), render_entry_kinds(plan.entry_kinds_after))
+    applied = cr(text, render_owned(plan.desired.owned), render_entry_kinds(plan.desired.entry_kinds))
     assert not plan_for(observe(objects), applied, open_settings()).changed
     more = [*objects, ("Notebook", notebook("late", "team-1", "quay.io/q/wb:1"))]
     later = plan_for(observe(more), applied, open_settings())
-    assert {k: v for k, v in later.owned_after.items() if k in plan.owned_after} == dict(plan.owned_after)
+    assert {k: v for k, v in later.desired.owned.items() if k in plan.desired.owned} == dict(plan.desired.owned)
     assert_sound(later, written(later))
     TALLY["tried"] += 1
     TALLY["rejected"] += 1
@@ -398,10 +405,10 @@ def test_a_garbage_ownership_annotation_owns_nothing_and_loses_nothing(what, ann
     text = written(plan)
     view = assert_sound(plan, text)
     before = [e.text for e in puller.entries()]
-    assert [e.text for e in plan.entries_after][: len(before)] == before  # every entry kept, in place
+    assert [e.text for e in plan.desired.entries][: len(before)] == before  # every entry kept, in place
     assert list(view.values()).count("quay.io/team/wb:1") == 1  # not listed twice under a new name
-    assert plan.owned_after == {"new": "quay.io/team/new:1"}  # the junk is not carried forward
-    assert "evil" not in text and "pwn" not in text and "ghost" not in render_owned(plan.owned_after)
+    assert plan.desired.owned == {"new": "quay.io/team/new:1"}  # the junk is not carried forward
+    assert "evil" not in text and "pwn" not in text and "ghost" not in render_owned(plan.desired.owned)
     TALLY["tried"] += 1
     TALLY["rejected"] += 1
 
@@ -424,7 +431,7 @@ def _crowd(hog_notebooks: int, hog_images: int, *, namespaces: Sequence[str] = (
     started = time.monotonic()
     plan = plan_for(observe(objects), cr(), Settings())  # the defaults, as shipped
     assert time.monotonic() - started < 30
-    hog = {c.image for c in plan.selected if c.image.startswith("quay.io/hog/")}
+    hog = {str(c.image) for c in plan.selected if c.image.repository.startswith("hog/")}
     if len(namespaces) == 1:
         TALLY["hog offered"] += hog_images
         TALLY["hog admitted"] += len(hog)
@@ -437,7 +444,7 @@ def test_one_namespace_cannot_crowd_out_the_others(notebooks, images):
     plan, hog = _crowd(notebooks, images)
     limit = Settings().selection.max_per_namespace
     assert 0 < len(hog) <= limit
-    assert {str(parse_reference(s)) for s in SHARED} <= {c.image for c in plan.selected}
+    assert {parse_reference(s) for s in SHARED} <= {c.image for c in plan.selected}
     assert len(plan.selected) <= Settings().selection.max_images
     view = assert_sound(plan, written(plan))
     assert sum(1 for image in view.values() if image.startswith("quay.io/hog/")) == len(hog)
@@ -449,7 +456,7 @@ def test_one_namespace_cannot_crowd_out_the_others(notebooks, images):
                    "used in two projects of the same user counts as shared and escapes the limit")
 def test_a_tenant_with_two_projects_cannot_crowd_out_the_others():
     plan, hog = _crowd(5_000, 500, namespaces=("hog-a", "hog-b"))
-    assert {str(parse_reference(s)) for s in SHARED} <= {c.image for c in plan.selected}
+    assert {parse_reference(s) for s in SHARED} <= {c.image for c in plan.selected}
 
 
 # -- a partial view neither shrinks nor grows the list ----------------------------------------------------
@@ -464,19 +471,20 @@ def test_a_failed_nodes_listing_does_not_lift_the_disk_budget():
     and adds every image the budget kept out (to drop them again next cycle)."""
     from agent.sources.nodes import NodeInfo
 
-    small, big = "quay.io/team/small:1", "quay.io/modelcars/huge:70b"
+    small, big = "quay.io/team/small@sha256:" + "1" * 64, "quay.io/modelcars/huge@sha256:" + "2" * 64
     objects = [("Notebook", notebook("a", "team-a", small)), ("Notebook", notebook("b", "team-b", small)),
                ("Notebook", notebook("c", "team-a", big)), ("Notebook", notebook("d", "team-b", big))]
     observation = observe(objects)
     observation.nodes.nodes.append(NodeInfo("worker-0", {}, 100 * GiB))
-    observation.nodes.sizes.update({small: 5 * GiB, big: 140 * GiB})
+    observation.nodes.sizes.add([small], 5 * GiB)
+    observation.nodes.sizes.add([big], 140 * GiB)
     clean = plan_for(observation, cr(), Settings())  # budget: 30% of 100 GiB
-    assert [c.image for c in clean.selected] == [small]
-    applied = cr(written(clean), render_owned(clean.owned_after), render_entry_kinds(clean.entry_kinds_after))
+    assert [str(c.image) for c in clean.selected] == [small]
+    applied = cr(written(clean), render_owned(clean.desired.owned), render_entry_kinds(clean.desired.entry_kinds))
 
     partial = observe(objects)  # the same cluster, but the Node listing failed
     plan = plan_for(partial, applied, Settings(), failed={"Node": "GET /api/v1/nodes: HTTP 503"})
-    assert big not in {c.image for c in plan.selected}, "a failed Node listing lifted the disk budget"
+    assert big not in {str(c.image) for c in plan.selected}, "a failed Node listing lifted the disk budget"
     assert not plan.changed
 
 
@@ -549,7 +557,7 @@ def test_the_rendered_list_is_always_exactly_the_plan(s):
     puller = cr(s["images"], s["annotation"])
     settings = open_settings(max_images=s["max_images"], max_per_namespace=s["max_per_namespace"],
                              min_score=s["min_score"])
-    plan = plan_for(observe(objects), puller, settings, failed=s["failed"])
+    inventory, plan = planned(observe(objects), puller, settings, failed=s["failed"])
     text = written(plan)
     assert_sound(plan, text)
 
@@ -562,20 +570,20 @@ def test_the_rendered_list_is_always_exactly_the_plan(s):
             managed.add(e.name)
         else:
             foreign.append(e.text)
-    after_texts = iter(e.text for e in plan.entries_after)
+    after_texts = iter(e.text for e in plan.desired.entries)
     assert all(t in after_texts for t in foreign), "an administrator entry was lost or moved"
     if s["failed"]:  # a partial view never drops an entry the agent manages
         # (an entry whose image the administrator lists too may give way to theirs: the
         # image stays listed; an "owned" image that does not parse cannot be kept)
-        listed = {_canonical(e.image) for e in plan.entries_after}
+        listed = {_canonical(e.image) for e in plan.desired.entries}
         assert all(_canonical(puller.owned[n]) in listed for n in managed if not _is_invalid(puller.owned[n]))
 
     # nothing a tenant wrote reaches the list unless it is a valid reference
-    agent_images = set(plan.owned_after.values())
+    agent_images = set(plan.desired.owned.values())
     for _, ref, _ in s["usages"]:
         if isinstance(ref, str) and ref in agent_images:
             parse_reference(ref)
-    rejected = [r for r in plan.rejected if isinstance(r, Rejection)]
+    rejected = [r for r in inventory.rejections if isinstance(r, Rejection)]
     TALLY["tried"] += sum(1 for _, ref, _ in s["usages"] if _is_invalid(ref))
     TALLY["rejected"] += len({r.source.name for r in rejected})
     TALLY["reached"] += sum(1 for _, ref, _ in s["usages"] if _is_invalid(ref) and ref and ref in agent_images)

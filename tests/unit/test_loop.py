@@ -113,27 +113,31 @@ def test_lease_requests_time_out_within_the_retry_period_and_half_the_renew_dead
 # -- metrics and /plan -------------------------------------------------------------------------
 
 
-def plan_for(target: str, *, selected: int, rejected: int = 0) -> Plan:
+def plan_for(target: str, *, selected: int) -> Plan:
+    from agent.puller import PullerState
+    from agent.refs import parse_reference
+
     namespace, name = target.split("/")
     candidates = tuple(
-        Candidate(image=f"quay.io/x/i{i}:1", score=10.0, size_bytes=1, size_known=True, roles=("workbench",),
-                  sources=(), selected=i < selected, reason="r")
+        Candidate(image=parse_reference(f"quay.io/x/i{i}:1"), score=10.0, size_bytes=1, size_known=True,
+                  roles=("workbench",), sources=(), selected=i < selected, reason="r")
         for i in range(selected + 1)
     )
-    from agent.model import ObjectRef, Rejection
-
-    bad = tuple(Rejection("x;y", "is not valid", ObjectRef("Notebook", "ns", f"n{i}"), "f") for i in range(rejected))
+    nothing = PullerState(entries=(), owned={}, entry_kinds={})
     return Plan(target_namespace=namespace, target_name=name, generated_at=datetime(2026, 1, 1, tzinfo=UTC),
-                budget_bytes=100, budget_used_bytes=10, candidates=candidates, rejected=bad, problems=(),
-                failed_sources={}, entries_before=(), entries_after=(), owned_before={}, owned_after={})
+                budget_bytes=100, budget_used_bytes=10, candidates=candidates, current=nothing, desired=nothing)
 
 
 def two_targets(**kw) -> CycleResult:
+    from agent.model import ObjectRef, Rejection
     from agent.settings import Target
 
+    bad = tuple(Rejection("x;y", "is not valid", ObjectRef("Notebook", "ns", f"n{i}"), "f") for i in range(3))
     return CycleResult(
-        outcomes=(TargetOutcome(Target(namespace="a", name="p"), plan_for("a/p", selected=2, rejected=3)),
-                  TargetOutcome(Target(namespace="b", name="p"), plan_for("b/p", selected=5, rejected=1))),
+        outcomes=(TargetOutcome(Target(namespace="a", name="p"), plan_for("a/p", selected=2)),
+                  TargetOutcome(Target(namespace="b", name="p"), plan_for("b/p", selected=5)),
+                  TargetOutcome(Target(namespace="c", name="p"), None, error="not a KubernetesImagePuller")),
+        rejected=bad,
         **kw,
     )
 
@@ -146,30 +150,35 @@ def test_metrics_have_units_per_target_labels_per_kind_failures_and_the_standard
     for line in (
         'prepull_agent_selected_images{target="a/p"} 2.0',
         'prepull_agent_selected_images{target="b/p"} 5.0',
-        'prepull_agent_rejected_references{target="a/p"} 3.0',
-        'prepull_agent_rejected_references{target="b/p"} 1.0',
+        "prepull_agent_rejected_references 3.0",  # once for all targets
+        'prepull_agent_target_failed{target="c/p"} 1.0',
+        'prepull_agent_target_failed{target="a/p"} 0.0',
         'prepull_agent_candidate_images{target="b/p"} 6.0',
         'prepull_agent_disk_budget_bytes{target="a/p"} 100.0',
         'prepull_agent_source_failed{kind="InferenceService"} 1.0',
         'prepull_agent_source_failed{kind="Notebook"} 0.0',
         'prepull_agent_source_objects{kind="Notebook"} 4.0',
-        'prepull_agent_cycles_total{result="partial"} 1.0',
-        'prepull_agent_cycles_total{result="failure"} 0.0',
+        'prepull_agent_cycles_total{result="failure"} 1.0',  # c/p was not brought up to date
         f'prepull_agent_build_info{{python_version="{__import__("platform").python_version()}",version="{VERSION}"}}'
         " 1.0",
     ):
         assert line in text, line
     assert "process_resident_memory_bytes" in text and "python_info" in text
+    assert 'prepull_agent_selected_images{target="c/p"}' not in text  # nothing planned for it
     assert "prepull_agent_rejected " not in text and "prepull_agent_failed_sources" not in text
     for help_line in (line for line in text.splitlines() if line.startswith("# HELP prepull_agent")):
         assert len(help_line.split(" ", 3)[3]) > 20, help_line
 
 
 def test_a_partial_cycle_is_a_success_for_the_failure_count():
-    agent = agent_with([two_targets(failed={"Notebook": "HTTP 403"})], failures=1)
+    result = two_targets(failed={"Notebook": "HTTP 403"})
+    result = CycleResult(outcomes=result.outcomes[:2], failed=result.failed)
+    agent = agent_with([result], failures=1)
     agent.run_one()
     assert agent.consecutive_failures == 0 and not agent.stop.is_set()
-    assert "prepull_agent_last_success_timestamp_seconds 0.0" not in generate_latest(agent.metrics.registry).decode()
+    text = generate_latest(agent.metrics.registry).decode()
+    assert 'prepull_agent_cycles_total{result="partial"} 1.0' in text
+    assert "prepull_agent_last_success_timestamp_seconds 0.0" not in text
 
 
 def test_a_standby_exports_last_success_0_and_serves_no_plan():
@@ -184,7 +193,7 @@ def test_plan_serves_the_last_cycles_json_document():
     agent.run_one()
     doc = json.loads(agent.plan_document() or b"")
     assert doc["kind"] == "CycleReport" and doc["dry_run"] is True
-    assert [t["target"]["namespace"] for t in doc["targets"]] == ["a", "b"]
+    assert [t["target"]["namespace"] for t in doc["targets"]] == ["a", "b", "c"]
 
 
 def test_the_readme_documents_every_metric_the_agent_exports():

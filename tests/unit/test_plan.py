@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
-from agent.model import NodeInfo, ObjectRef, Rejection, Role, State, Usage
-from agent.plan import Plan, make_plan
+from agent.model import NodeInfo, ObjectRef, Role, State, Usage
+from agent.plan import Plan, PlanInput, make_plan
 from agent.puller import OWNED_ANNOTATION, PullerCR, parse_images, puller_view, read_owned, render_images, render_owned
-from agent.refs import parse_reference
-from agent.settings import DiskBudget, References, Settings, SettingsError
+from agent.refs import ImageRef, parse_reference
+from agent.settings import DiskBudget, Settings, SettingsError
+from agent.sizes import ImageSizes
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 GiB = 2**30
@@ -33,26 +35,45 @@ def settings(**selection: object) -> Settings:
     return replace(base, selection=replace(base.selection, **sel))
 
 
+def digest(seed: str) -> str:
+    return "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
+
+
+def reported(sizes: dict[str, int]) -> ImageSizes:
+    """What nodes report: each key one `status.images` entry of that one name."""
+    found = ImageSizes()
+    for name, size in sizes.items():
+        found.add([name], size)
+    return found
+
+
 def plan(usages: list[Usage], puller: PullerCR | None = None, *, cfg: Settings | None = None,
-         nodes: list[NodeInfo] | None = None, sizes: dict[str, int] | None = None,
-         failed: dict[str, str] | None = None) -> Plan:
-    return make_plan(
-        usages=usages, rejections=[], puller=puller or cr(), nodes=nodes or [], sizes=sizes or {},
-        failed_sources=failed or {}, applications_namespace=APPS, settings=cfg or settings(), now=NOW,
-    )
+         nodes: list[NodeInfo] | None = None, sizes: dict[str, int] | ImageSizes | None = None,
+         failed: dict[str, str] | None = None, missing: dict[str, str] | None = None) -> Plan:
+    return make_plan(PlanInput(
+        usages=usages, puller=puller or cr(), nodes=nodes or [],
+        sizes=sizes if isinstance(sizes, ImageSizes) else reported(sizes or {}),
+        settings=cfg or settings(), now=NOW, applications_namespace=APPS, failed=failed or {}, missing=missing or {},
+    ))
 
 
 def applied(p: Plan) -> PullerCR:
     """The CR as it would be after writing the plan."""
-    return replace(cr(render_images(p.entries_after), dict(p.owned_after)), entry_kinds=dict(p.entry_kinds_after))
+    d = p.desired
+    return replace(cr(render_images(d.entries), dict(d.owned)), entry_kinds=dict(d.entry_kinds),
+                   entry_tags=dict(d.entry_tags))
+
+
+def texts(p: Plan) -> list[str]:
+    return [e.text for e in p.desired.entries]
 
 
 def selected_images(p: Plan) -> list[str]:
-    return [c.image for c in p.selected]
+    return [str(c.image) for c in p.selected]
 
 
 def by_image(p: Plan, image: str):
-    return next(c for c in p.candidates if c.image == str(parse_reference(image)))
+    return next(c for c in p.candidates if c.image == parse_reference(image))
 
 
 # -- scoring -----------------------------------------------------------------------------
@@ -99,8 +120,7 @@ def test_user_entries_survive_every_cycle():
     puller = cr(f"{ADMIN};\nbroken-entry-without-equals;\n")
     for usages in ([use("quay.io/a/wb:1")], [use("quay.io/a/other:2")], []):
         p = plan(usages, puller)
-        texts = [e.text for e in p.entries_after]
-        assert texts[:2] == [ADMIN, "broken-entry-without-equals"]
+        assert texts(p)[:2] == [ADMIN, "broken-entry-without-equals"]
         puller = applied(p)
 
 
@@ -108,14 +128,14 @@ def test_admin_listed_image_is_not_listed_twice():
     p = plan([use("registry.access.redhat.com/ubi9/ubi-minimal:latest")], cr(ADMIN + ";"))
     c = by_image(p, "registry.access.redhat.com/ubi9/ubi-minimal:latest")
     assert not c.selected and "already listed by the administrator as 'ubi-minimal'" in c.reason
-    assert [e.text for e in p.entries_after] == [ADMIN]
+    assert texts(p) == [ADMIN]
 
 
 def test_an_entry_the_admin_edited_becomes_theirs():
     owned = {"wb": "quay.io/a/wb:1"}
     p = plan([], cr("wb=quay.io/a/wb:2;", owned))  # the admin changed the image
-    assert [e.text for e in p.entries_after] == ["wb=quay.io/a/wb:2"]
-    assert dict(p.owned_after) == {}
+    assert texts(p) == ["wb=quay.io/a/wb:2"]
+    assert dict(p.desired.owned) == {}
 
 
 def test_second_cycle_on_the_result_changes_nothing():
@@ -124,12 +144,12 @@ def test_second_cycle_on_the_result_changes_nothing():
     assert first.changed
     second = plan(usages, applied(first))
     assert not second.changed
-    assert second.entries_after == first.entries_after
+    assert second.desired.entries == first.desired.entries
 
 
 def test_layout_differences_alone_are_not_a_change():
     first = plan([use("quay.io/a/wb:1")], cr(ADMIN))
-    one_line = " ; ".join(e.text for e in first.entries_after)  # as an administrator might reformat it
+    one_line = " ; ".join(e.text for e in first.desired.entries)  # as an administrator might reformat it
     assert not plan([use("quay.io/a/wb:1")], replace(applied(first), images=one_line)).changed
 
 
@@ -137,24 +157,24 @@ def test_names_are_stable_and_new_images_are_appended():
     first = plan([use("quay.io/a/wb:1", name="x")])
     more = [use("quay.io/a/wb:1", name="x"), use("quay.io/b/aaa:1", name="y"), use("quay.io/c/zzz:1", name="z")]
     second = plan(more, applied(first))
-    assert [e.text for e in second.entries_after][0] == "wb=quay.io/a/wb:1"
-    assert {e.name for e in second.entries_after} == {"wb", "aaa", "zzz"}
+    assert texts(second)[0] == "wb=quay.io/a/wb:1"
+    assert {e.name for e in second.desired.entries} == {"wb", "aaa", "zzz"}
 
 
 def test_same_repository_twice_gets_distinct_valid_names():
     p = plan([use("quay.io/a/wb:2025.1", name="x"), use("quay.io/b/wb:2024.2", name="y")])
-    names = [e.name for e in p.entries_after]
+    names = [e.name for e in p.desired.entries]
     assert names == ["wb", "wb-2024-2"]
 
 
 def test_rendered_list_reads_back_as_planned_and_marks_ownership():
     p = plan([use("quay.io/a/wb:1"), use("quay.io/a/side:1", role=Role.SIDECAR)], cr(ADMIN))
-    text = render_images(p.entries_after)
+    text = render_images(p.desired.entries)
     assert text.endswith(";\n") and text.count("\n") == 3
     assert puller_view(text) == {"ubi-minimal": "registry.access.redhat.com/ubi9/ubi-minimal:latest",
                                  "wb": "quay.io/a/wb:1", "side": "quay.io/a/side:1"}
-    assert read_owned({OWNED_ANNOTATION: render_owned(p.owned_after)}) == {"wb": "quay.io/a/wb:1", "side": "quay.io/a/side:1"}
-    assert [e.text for e in parse_images(text)] == [e.text for e in p.entries_after]
+    assert read_owned({OWNED_ANNOTATION: render_owned(p.desired.owned)}) == {"wb": "quay.io/a/wb:1", "side": "quay.io/a/side:1"}
+    assert [e.text for e in parse_images(text)] == texts(p)
 
 
 # -- selection limits -----------------------------------------------------------------------
@@ -167,52 +187,40 @@ def test_max_images_cuts_the_ranking():
     assert "over the limit of 2 images" in by_image(p, "quay.io/x/img4:1").reason
 
 
-def test_disk_budget_is_a_fraction_of_the_smallest_target_node():
-    nodes = [
-        NodeInfo("big", {"role": "worker"}, 1000 * GiB),
-        NodeInfo("small", {"role": "worker"}, 100 * GiB),
-        NodeInfo("tiny-infra", {"role": "infra"}, 10 * GiB),  # not a target: the selector excludes it
-    ]
-    sizes = {"quay.io/x/a:1": 20 * GiB, "quay.io/x/b:1": 15 * GiB}
-    usages = [use("quay.io/x/a:1", name="a"), use("quay.io/x/a:1", name="a2"), use("quay.io/x/b:1", name="b")]
-    p = plan(usages, cr(selector={"role": "worker"}), nodes=nodes, sizes=sizes,
+def test_disk_budget_is_a_fraction_of_the_smallest_node_the_puller_runs_on():
+    nodes = [NodeInfo("big", {"role": "worker"}, 1000 * GiB), NodeInfo("small", {"role": "worker"}, 100 * GiB)]
+    a, b = f"quay.io/x/a@{digest('a')}", f"quay.io/x/b@{digest('b')}"
+    usages = [use(a, name="a"), use(a, name="a2", ns="team-b"), use(b, name="b"), use(b, name="b", ns="team-b")]
+    p = plan(usages, nodes=nodes, sizes={a: 20 * GiB, b: 15 * GiB},
              cfg=settings(disk_budget=DiskBudget(fraction=0.3)))
     assert p.budget_bytes == 30 * GiB
-    assert selected_images(p) == ["quay.io/x/a:1"]
-    assert "does not fit the disk budget" in by_image(p, "quay.io/x/b:1").reason
+    assert selected_images(p) == [a]
+    assert "does not fit the disk budget" in by_image(p, b).reason
 
 
 def test_sizes_come_from_nodes_by_digest_else_from_the_role_estimate():
-    digest = "sha256:" + "ab" * 32
-    p = plan([use(f"quay.io/x/a@{digest}"), use("quay.io/x/m:1", role=Role.MODELCAR, name="m")],
-             sizes={digest: 123})
-    a, m = by_image(p, f"quay.io/x/a@{digest}"), by_image(p, "quay.io/x/m:1")
+    d = "sha256:" + "ab" * 32
+    modelcar = [use("quay.io/x/m:1", role=Role.MODELCAR, name="m", ns=ns) for ns in ("team-a", "team-b")]
+    p = plan([use(f"quay.io/x/a@{d}"), *modelcar], sizes={f"quay.io/other/a@{d}": 123})
+    a, m = by_image(p, f"quay.io/x/a@{d}"), by_image(p, "quay.io/x/m:1")
     assert (a.size_bytes, a.size_known) == (123, True)
     assert (m.size_bytes, m.size_known) == (Settings().sizes.modelcar, False)
 
 
 def test_pinned_images_are_always_in_and_count_against_the_budget():
-    p = plan([use("quay.io/x/a:1")], sizes={"quay.io/x/pin:1": 8 * GiB, "quay.io/x/a:1": 5 * GiB},
-             cfg=settings(pinned=("quay.io/x/pin:1",), disk_budget=DiskBudget(bytes=10 * GiB, fraction=None)))
-    assert selected_images(p) == ["quay.io/x/pin:1"]
-    assert by_image(p, "quay.io/x/pin:1").reason == "pinned in the configuration"
+    pin, a = f"quay.io/x/pin@{digest('pin')}", f"quay.io/x/a@{digest('a')}"
+    p = plan([use(a)], sizes={pin: 8 * GiB, a: 5 * GiB},
+             cfg=settings(pinned=(pin,), disk_budget=DiskBudget(bytes=10 * GiB, fraction=None)))
+    assert selected_images(p) == [pin]
+    assert by_image(p, pin).reason == "pinned in the configuration"
 
 
 def test_excluded_images_are_always_out_even_when_managed():
     owned = {"a": "quay.io/x/a:1"}
     p = plan([use("quay.io/x/a:1")], cr("a=quay.io/x/a:1;", owned), cfg=settings(exclude=("quay.io/x/*",)),
              failed={"Notebook": "HTTP 500"})
-    assert p.entries_after == ()
+    assert p.desired.entries == ()
     assert "excluded by pattern 'quay.io/x/*'" in by_image(p, "quay.io/x/a:1").reason
-
-
-def test_denied_and_foreign_registry_references_are_rejected():
-    cfg = replace(settings(), references=References(allowed_registries=("quay.io",), deny=("quay.io/evil/*",)))
-    p = plan([use("quay.io/good/a:1"), use("quay.io/evil/miner:1", name="e"), use("docker.io/x/y:1", name="d")], cfg=cfg)
-    assert selected_images(p) == ["quay.io/good/a:1"]
-    reasons = sorted(r.reason for r in p.rejected)
-    assert reasons == ["matches references.deny pattern 'quay.io/evil/*'",
-                       "registry 'docker.io' is not in references.allowed_registries"]
 
 
 def test_one_namespace_cannot_crowd_out_everyone_else():
@@ -255,7 +263,7 @@ def test_a_managed_image_keeps_a_lower_minimum_score():
 def test_a_failed_source_never_shrinks_the_list():
     first = plan([use("quay.io/x/a:1", name="a"), use("quay.io/x/b:1", name="b")])
     p = plan([], applied(first), failed={"Notebook": "403 Forbidden"})
-    assert [e.text for e in p.entries_after] == [e.text for e in first.entries_after]
+    assert texts(p) == texts(first)
     assert not p.changed
     assert all("could not be listed" in c.reason for c in p.candidates)
 
@@ -263,16 +271,8 @@ def test_a_failed_source_never_shrinks_the_list():
 def test_without_failures_unused_managed_images_are_dropped():
     first = plan([use("quay.io/x/a:1", name="a"), use("quay.io/x/b:1", name="b")])
     p = plan([use("quay.io/x/a:1", name="a")], applied(first))
-    assert [e.text for e in p.entries_after] == ["a=quay.io/x/a:1"]
-    assert dict(p.owned_after) == {"a": "quay.io/x/a:1"}
-
-
-def test_rejections_pass_through_to_the_plan():
-    bad = Rejection("x;y=z", "contains ';'", ObjectRef("Notebook", "t", "n"), "spec.template.spec.containers[n].image")
-    p = make_plan(usages=[], rejections=[bad], puller=cr(), nodes=[], sizes={}, failed_sources={},
-                  applications_namespace=APPS, settings=settings(), now=NOW)
-    assert p.rejected == (bad,)
-    assert p.entries_after == ()
+    assert texts(p) == ["a=quay.io/x/a:1"]
+    assert dict(p.desired.owned) == {"a": "quay.io/x/a:1"}
 
 
 @pytest.mark.parametrize("bad_pin", ["quay.io/x;y", "UPPER/case:1"])
@@ -287,37 +287,31 @@ def test_an_invalid_pinned_reference_stops_the_agent_at_start(bad_pin: str):
 def two_entries() -> PullerCR:
     """The agent manages one image found in Notebooks and one found in LLMInferenceServices."""
     first = plan([use("quay.io/x/nb:1", name="n"), use("quay.io/x/llm:1", kind="LLMInferenceService", name="l")])
-    assert dict(first.entry_kinds_after) == {"nb": ("Notebook",), "llm": ("LLMInferenceService",)}
+    assert dict(first.desired.entry_kinds) == {"nb": ("Notebook",), "llm": ("LLMInferenceService",)}
     return applied(first)
 
 
 def test_a_failed_kind_keeps_only_the_entries_it_supplied():
-    p = make_plan(usages=[], rejections=[], puller=two_entries(), nodes=[], sizes={},
-                  failed_sources={"Notebook": "HTTP 503"}, applications_namespace=APPS, settings=settings(), now=NOW)
-    assert [e.name for e in p.entries_after] == ["nb"]
+    p = plan([], two_entries(), failed={"Notebook": "HTTP 503"})
+    assert [e.name for e in p.desired.entries] == ["nb"]
     assert by_image(p, "quay.io/x/nb:1").reason == "kept: Notebook could not be listed this cycle"
 
 
 def test_a_missing_crd_keeps_the_entries_it_supplied():
-    p = make_plan(usages=[use("quay.io/x/nb:1", name="n")], rejections=[], puller=two_entries(), nodes=[], sizes={},
-                  failed_sources={}, missing_sources={"LLMInferenceService": "404"}, applications_namespace=APPS,
-                  settings=settings(), now=NOW)
-    assert [e.name for e in p.entries_after] == ["llm", "nb"]
+    p = plan([use("quay.io/x/nb:1", name="n")], two_entries(), missing={"LLMInferenceService": "404"})
+    assert [e.name for e in p.desired.entries] == ["llm", "nb"]
     assert not p.changed
 
 
 def test_entries_without_a_record_are_kept_whenever_anything_failed():
     legacy = replace(two_entries(), entry_kinds={})
-    p = make_plan(usages=[], rejections=[], puller=legacy, nodes=[], sizes={}, failed_sources={"Template": "403"},
-                  applications_namespace=APPS, settings=settings(), now=NOW)
-    assert [e.name for e in p.entries_after] == ["llm", "nb"]
+    p = plan([], legacy, failed={"Template": "403"})
+    assert [e.name for e in p.desired.entries] == ["llm", "nb"]
 
 
 def test_a_failed_dscinitialization_keeps_every_entry():
-    p = make_plan(usages=[], rejections=[], puller=two_entries(), nodes=[], sizes={},
-                  failed_sources={"DSCInitialization": "HTTP 500"}, applications_namespace=APPS,
-                  settings=settings(), now=NOW)
-    assert [e.name for e in p.entries_after] == ["llm", "nb"]
+    p = plan([], two_entries(), failed={"DSCInitialization": "HTTP 500"})
+    assert [e.name for e in p.desired.entries] == ["llm", "nb"]
 
 
 def test_an_administrator_entry_with_a_managed_name_is_not_overridden():
@@ -326,23 +320,164 @@ def test_an_administrator_entry_with_a_managed_name_is_not_overridden():
     mine = applied(plan([use("quay.io/modh/vllm:1")]))
     theirs = replace(mine, images="vllm=quay.io/admin/vllm:9;\n" + mine.images)
     p = plan([use("quay.io/modh/vllm:1")], theirs)
-    view = puller_view(render_images(p.entries_after))
+    view = puller_view(render_images(p.desired.entries))
     assert view["vllm"] == "quay.io/admin/vllm:9"
-    assert "quay.io/modh/vllm:1" in view.values() and "vllm" not in p.owned_after
+    assert "quay.io/modh/vllm:1" in view.values() and "vllm" not in p.desired.owned
 
 
 def test_no_entry_is_named_like_the_pullers_own_container():
     p = plan([use("quay.io/x/copy-sleep:1"), use("quay.io/y/copy_sleep:2", name="other")])
-    assert "copy-sleep" not in [e.name for e in p.entries_after]
-    assert len(p.entries_after) == 2
+    assert "copy-sleep" not in [e.name for e in p.desired.entries]
+    assert len(p.desired.entries) == 2
 
 
 def test_a_managed_image_survives_its_size_becoming_known():
     """Estimated at 6 GiB when written; a node now reports 11 GiB against a 10 GiB budget:
     within the retain margin, the managed image stays; a newcomer of that size would not."""
     cfg = settings(disk_budget=DiskBudget(bytes=10 * GiB, fraction=None), retain_margin=0.25)
-    first = plan([use("quay.io/x/wb:1")], cfg=cfg)
-    assert selected_images(first) == ["quay.io/x/wb:1"]
-    now_known = {"quay.io/x/wb:1": 11 * GiB}
-    assert selected_images(plan([use("quay.io/x/wb:1")], applied(first), cfg=cfg, sizes=now_known)) == ["quay.io/x/wb:1"]
-    assert selected_images(plan([use("quay.io/x/wb:1")], cfg=cfg, sizes=now_known)) == []
+    wb = f"quay.io/x/wb@{digest('wb')}"
+    shared = [use(wb, ns="team-a"), use(wb, ns="team-b")]
+    first = plan(shared, cfg=cfg)
+    assert selected_images(first) == [wb]
+    now_known = {wb: 11 * GiB}
+    assert selected_images(plan(shared, applied(first), cfg=cfg, sizes=now_known)) == [wb]
+    assert selected_images(plan(shared, cfg=cfg, sizes=now_known)) == []
+
+
+# -- tenants cannot steer the list (issue 9) ---------------------------------------------------
+
+
+def recommended(image: str, stream: str = "wb") -> Usage:
+    return use(image, kind="ImageStream", ns=APPS, name=stream, state=State.RECOMMENDED)
+
+
+def test_shared_images_are_chosen_before_a_busy_projects_own():
+    """One project: a runtime of 3 containers behind 30 not-Ready InferenceServices scores 90
+    per image, estimated at 15 GiB each. It may not push out what several projects use, and
+    its own images get a bounded share of the budget as well as of the places."""
+    hog = [use(f"quay.io/hog/rt-{c}:1", kind="InferenceService", ns="hog", name=f"isvc-{i}",
+               role=Role.SERVING_RUNTIME, state=State.NOT_READY) for i in range(30) for c in "abc"]
+    shared = [use(f"quay.io/team/wb-{j}:1", ns=ns, name=f"wb-{j}") for j in range(3) for ns in ("team-a", "team-b")]
+    cfg = settings(disk_budget=DiskBudget(bytes=60 * GiB, fraction=None))
+    p = plan(hog + shared, cfg=cfg)
+    assert by_image(p, "quay.io/hog/rt-a:1").score == 90
+    chosen = selected_images(p)
+    assert {f"quay.io/team/wb-{j}:1" for j in range(3)} <= set(chosen)
+    hogs = [c for c in p.selected if c.namespace == "hog"]
+    assert sum(c.size_bytes for c in hogs) <= 60 * GiB * Settings().selection.max_namespace_share
+    left_out = by_image(p, "quay.io/hog/rt-c:1")
+    assert not left_out.selected and "share of the disk budget" in left_out.reason
+
+
+def test_platform_images_that_one_project_alone_runs_count_against_its_cap():
+    """An outdated tag, an offered tag, a hidden stream, a pipeline runtime and an unused
+    template image: a platform object naming each does not make it shared when only one
+    project's workloads run it."""
+    offers = [
+        use("quay.io/p/outdated:1", kind="ImageStream", ns=APPS, name="s1", state=State.OUTDATED),
+        use("quay.io/p/offered:1", kind="ImageStream", ns=APPS, name="s2", state=State.OFFERED),
+        use("quay.io/p/hidden:1", kind="ImageStream", ns=APPS, name="s3", state=State.OUTDATED),
+        use("quay.io/p/pipeline:1", kind="ImageStream", ns=APPS, name="s4", role=Role.PIPELINE_RUNTIME,
+            state=State.OFFERED),
+        use("quay.io/p/template:1", kind="Template", ns=APPS, name="t", role=Role.SERVING_RUNTIME, state=State.DEFINED),
+    ]
+    solo = [use(str(o.image), ns="solo", name=f"nb-{i}") for i, o in enumerate(offers)]
+    p = plan(offers + solo, cfg=settings(max_per_namespace=3))
+    assert {c.tier for c in p.candidates} == {"project"}
+    assert len(p.selected) == 3
+    assert sum("namespace solo already has 3 images" in c.reason for c in p.candidates) == 2
+
+
+def test_the_recommended_tag_is_shared_even_when_one_project_runs_it():
+    p = plan([recommended("quay.io/p/wb:1"), use("quay.io/p/wb:1", ns="solo")], cfg=settings(max_per_namespace=1))
+    assert by_image(p, "quay.io/p/wb:1").tier == "shared"
+
+
+def test_images_in_use_come_before_images_merely_offered():
+    """Four unused recommended workbench images must not push out the image a workbench runs."""
+    offered = [recommended(f"quay.io/p/wb-{i}:1", stream=f"s{i}") for i in range(4)]
+    used = [use("quay.io/team/own:1", ns="team-a"), use("quay.io/team/own:1", ns="team-b", state=State.STOPPED)]
+    p = plan(offered + used, cfg=settings(max_images=2))
+    assert selected_images(p)[0] == "quay.io/team/own:1"
+    assert by_image(p, "quay.io/p/wb-0:1").score > 0 and by_image(p, "quay.io/p/wb-0:1").tier == "offered"
+
+
+def test_a_projects_unreported_image_is_estimated_at_the_largest_estimate():
+    """Any container of a Notebook but the workbench is a "sidecar", estimated at 200 MiB:
+    the project chooses the role, so it must not choose the estimate too."""
+    big = [use("quay.io/evil/huge:1", ns="solo", name="nb", role=Role.SIDECAR)]
+    p = plan(big, cfg=settings(disk_budget=DiskBudget(bytes=100 * GiB, fraction=None), max_namespace_share=1.0))
+    c = by_image(p, "quay.io/evil/huge:1")
+    largest = max(Settings().sizes.for_role(r.value) for r in Role)
+    assert (c.size_bytes, c.size_known) == (largest, False)
+    shared = plan(big + [use("quay.io/evil/huge:1", ns="other", name="nb", role=Role.SIDECAR)])
+    assert by_image(shared, "quay.io/evil/huge:1").size_bytes == Settings().sizes.sidecar
+
+
+def node_images(*entries: tuple[list[str], int]) -> ImageSizes:
+    found = ImageSizes()
+    for names, size in entries:
+        found.add(names, size)
+    return found
+
+
+def test_a_tags_reported_size_is_listed_as_the_digest_it_was_seen_with():
+    """A node reports 100 MiB for a tag the tenant may re-push as 200 GB: the entry lists
+    the digest the size belongs to, never the tag."""
+    tag, pinned = "quay.io/evil/small:1", f"quay.io/evil/small@{digest('small')}"
+    sizes = node_images(([pinned, tag], 100 * 2**20))
+    p = plan([use(tag, ns="a"), use(tag, ns="b")], sizes=sizes)
+    c = p.selected[0]
+    assert (str(c.image), c.size_bytes, c.size_known) == (pinned, 100 * 2**20, True)
+    assert [str(t) for t in c.tags] == [tag]
+    assert puller_view(render_images(p.desired.entries)) == {"small": pinned}
+
+
+@pytest.mark.parametrize("entries", [
+    [([f"quay.io/evil/small@{digest('one')}", "quay.io/evil/small:1"], 2**20),
+     ([f"quay.io/evil/small@{digest('two')}", "quay.io/evil/small:1"], 2**20)],
+    [(["quay.io/evil/small:1"], 2**20)],
+], ids=["nodes-disagree-on-the-digest", "no-digest-named"])
+def test_a_tags_size_without_one_digest_is_unknown(entries):
+    p = plan([use("quay.io/evil/small:1", ns="a"), use("quay.io/evil/small:1", ns="b")], sizes=node_images(*entries))
+    c = p.selected[0]
+    assert (str(c.image), c.size_known) == ("quay.io/evil/small:1", False)
+    assert c.size_bytes == Settings().sizes.workbench
+
+
+def test_one_image_identity_from_the_sources_to_the_entries():
+    """A managed entry is matched to its image by the canonical reference, never by text:
+    an entry an older version wrote as `quay.io:443/...` stays where and as it is."""
+    owned = {"wb": "quay.io:443/x/wb:1"}
+    p = plan([use("quay.io/x/wb:1")], replace(cr("wb=quay.io:443/x/wb:1;", owned), entry_kinds={"wb": ("Notebook",)}))
+    assert texts(p) == ["wb=quay.io:443/x/wb:1"] and not p.changed
+    assert isinstance(p.candidates[0].image, ImageRef)
+
+
+def test_only_the_entry_kinds_changing_is_a_change():
+    first = applied(plan([use("quay.io/x/wb:1")]))
+    p = plan([use("quay.io/x/wb:1"), use("quay.io/x/wb:1", kind="InferenceService", name="m")], first)
+    assert texts(p) == [e.text for e in first.entries()] and dict(p.desired.owned) == first.owned
+    assert p.changed and p.desired.entry_kinds == {"wb": ("InferenceService", "Notebook")}
+
+
+def test_a_digest_listed_from_node_reports_stays_when_the_nodes_cannot_be_listed():
+    tag, pinned = "quay.io/team/wb:1", f"quay.io/team/wb@{digest('wb')}"
+    usages = [use(tag, ns="a"), use(tag, ns="b")]
+    first = plan(usages, sizes=node_images(([pinned, tag], 2 * GiB)))
+    assert first.desired.entry_kinds == {"wb": ("Node", "Notebook")}
+    assert first.desired.entry_tags == {"wb": tag}
+    p = plan(usages, applied(first), failed={"Node": "HTTP 503"})
+    assert texts(p) == [f"wb={pinned}"] and not p.changed
+
+
+def test_a_digest_listed_for_a_tag_stays_while_no_node_reports_the_tag():
+    """The image fell out of every node's 50 largest: the tag keeps meaning the digest listed
+    for it, until a node reports the tag with another digest."""
+    tag, old, new = "quay.io/team/wb:1", f"quay.io/team/wb@{digest('old')}", f"quay.io/team/wb@{digest('new')}"
+    usages = [use(tag, ns="a"), use(tag, ns="b")]
+    first = applied(plan(usages, sizes=node_images(([old, tag], 2 * GiB))))
+    quiet = plan(usages, first)
+    assert texts(quiet) == [f"wb={old}"] and not quiet.changed
+    moved = plan(usages, first, sizes=node_images(([new, tag], 2 * GiB)))
+    assert texts(moved) == [f"wb={new}"]

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.placement import DAEMONSET_TOLERATIONS, Toleration
 from agent.puller import (
     OWNED_ANNOTATION,
     RESERVED_NAMES,
@@ -470,6 +471,27 @@ def test_read_puller_node_selector(selector: str | None, expected: dict[str, str
     assert read_puller(realistic(nodeSelector=selector)).node_selector == expected
 
 
+def test_read_puller_placement_fields() -> None:
+    cr = read_puller(realistic(
+        affinity='{"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": '
+                 '[{"matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]}]}]}}}',
+        tolerations='[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]',
+    ))
+    assert cr.affinity is not None and [str(r) for t in cr.affinity.terms for r in t.expressions] == [
+        "nvidia.com/gpu.present In (true)"
+    ]
+    assert cr.tolerations == (Toleration("nvidia.com/gpu", "Exists", "", "NoSchedule"),)
+    placement = cr.placement()
+    assert placement.node_selector == (("node-role.kubernetes.io/worker", ""),)
+    assert set(cr.tolerations) | set(DAEMONSET_TOLERATIONS) == set(placement.tolerations)
+
+
+@pytest.mark.parametrize("empty", [None, "", "null"])
+def test_read_puller_without_affinity_or_tolerations(empty: str | None) -> None:
+    cr = read_puller(realistic(affinity=empty, tolerations=empty))
+    assert (cr.affinity, cr.tolerations) == (None, ())
+
+
 def test_read_puller_garbage_annotation_owns_nothing() -> None:
     obj = realistic()
     obj["metadata"]["annotations"][OWNED_ANNOTATION] = "{oops"
@@ -497,6 +519,17 @@ def _without(path: str) -> dict[str, Any]:
         pytest.param(realistic(nodeSelector='["a"]'), WHERE + "spec.nodeSelector is not a JSON object", id="selector-list"),
         pytest.param(realistic(nodeSelector='{"a": 1}'), WHERE + "spec.nodeSelector is not a JSON object", id="selector-number-value"),
         pytest.param(realistic(nodeSelector={"a": "b"}), WHERE + "spec.nodeSelector is not a string", id="selector-not-string"),
+        pytest.param(realistic(affinity="{nope"), WHERE + "spec.affinity is not a JSON object: '{nope' (", id="affinity-not-json"),
+        pytest.param(realistic(affinity="[]"), WHERE + "spec.affinity is not a JSON object: '[]'", id="affinity-list"),
+        pytest.param(realistic(affinity={"nodeAffinity": {}}), WHERE + "spec.affinity is not a string: dict", id="affinity-not-string"),
+        pytest.param(realistic(affinity='{"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": {}}]}}}'),
+                     WHERE + "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions is not a list: dict",
+                     id="affinity-inner-type"),
+        pytest.param(realistic(tolerations="nvidia.com/gpu"), WHERE + "spec.tolerations is not a JSON list: 'nvidia.com/gpu' (", id="tolerations-not-json"),
+        pytest.param(realistic(tolerations='{"key": "a"}'), WHERE + "spec.tolerations is not a JSON list", id="tolerations-object"),
+        pytest.param(realistic(tolerations='[{"key": 1}]'), WHERE + "spec.tolerations[0].key is not a string: int", id="toleration-key"),
+        pytest.param(realistic(tolerations=json.dumps([{"operator": "Exists"}] * 65)),
+                     WHERE + "spec.tolerations has 65 entries, more than the 64 read", id="too-many-tolerations"),
         pytest.param(realistic(images=["a=b"]), WHERE + "spec.images is not a string", id="images-not-string"),
         pytest.param({**realistic(), "spec": "x"}, WHERE + "spec is not an object", id="spec-not-object"),
         pytest.param(_without("metadata.resourceVersion"), WHERE + "metadata.resourceVersion is missing", id="no-resource-version"),

@@ -32,7 +32,15 @@ VALID: list[tuple[str, str]] = [
     ("Docker.IO/library/nginx", "docker.io/library/nginx:latest"),
     ("bitnami/redis", "docker.io/bitnami/redis:latest"),
     ("example.com", "docker.io/library/example.com:latest"),  # one component: never a registry
-    ("registry-1.docker.io/x/y:1", "registry-1.docker.io/x/y:1"),  # not normalised, as Docker
+    # Spellings that pull the same content fold into one form, so deny and exclude patterns
+    # written for it cannot be escaped by spelling (issue 9)
+    ("registry-1.docker.io/x/y:1", "docker.io/x/y:1"),
+    ("registry-1.docker.io/nginx", "docker.io/library/nginx:latest"),
+    ("quay.io:443/evil/miner:1", "quay.io/evil/miner:1"),
+    ("Quay.IO:443/evil/miner:1", "quay.io/evil/miner:1"),
+    ("docker.io:443/nginx", "docker.io/library/nginx:latest"),
+    ("index.docker.io:443/x/y:1", "docker.io/x/y:1"),
+    ("registry.example.com:4430/x:1", "registry.example.com:4430/x:1"),  # only the HTTPS port
     # Registries, ports, localhost
     ("quay.io/modh/odh-workbench-jupyter:2025.1", "quay.io/modh/odh-workbench-jupyter:2025.1"),
     ("Quay.IO/modh/vllm:v1", "quay.io/modh/vllm:v1"),
@@ -251,13 +259,15 @@ def test_with_tag_on_digest_reference_raises_value_error() -> None:
         ("quay", "a/b", "1", None),  # would re-parse as docker.io/quay/a/b
         ("docker.io", "nginx", "1", None),  # needs library/
         ("index.docker.io", "library/nginx", "1", None),
+        ("registry-1.docker.io", "library/nginx", "1", None),
+        ("quay.io:443", "a/b", "1", None),
         ("quay.io", "a/b", None, f"sha256:{H64[:-1]}"),
         ("quay.io\n", "a/b", "1", None),
         ("quay.io", "a/sha256", H64, None),  # would print as a digest without '@'
     ],
     ids=[
         "neither", "both", "semicolon-tag", "uppercase-repo", "uppercase-registry",
-        "no-dot-registry", "hub-no-library", "legacy-hub", "short-digest",
+        "no-dot-registry", "hub-no-library", "legacy-hub", "hub-endpoint", "https-port", "short-digest",
         "newline-registry", "digest-as-tag",
     ],
 )

@@ -15,6 +15,8 @@ import pytest
 from agent.cycle import CycleResult, TargetOutcome
 from agent.model import ObjectRef
 from agent.plan import Candidate, Plan
+from agent.puller import PullerState
+from agent.refs import parse_reference
 from agent.report import as_json, render, shorten_reference
 from agent.settings import Target
 
@@ -25,7 +27,7 @@ LONG_TAG = "quay.io/opendatahub/workbench-images:cuda-jupyter-minimal-ubi9-pytho
 
 
 def candidate(image: str, *, selected: bool, reason: str, name: str = "") -> Candidate:
-    return Candidate(image=image, score=12.5, size_bytes=5 << 30, size_known=selected, roles=("workbench",),
+    return Candidate(image=parse_reference(image), score=12.5, size_bytes=5 << 30, size_known=selected, roles=("workbench",),
                      sources=(ObjectRef("Notebook", "team-a", "wb"),), selected=selected, reason=reason, name=name)
 
 
@@ -36,9 +38,10 @@ def plan(namespace: str = "openshift-operators", name: str = "image-puller") -> 
                   reason="namespace team-a-with-a-long-name already has 3 images of its own in the list"),
         candidate("quay.io/modh/vllm:rhoai-2.19-cuda", selected=False, reason="does not fit the disk budget (4.2 GiB left)"),
     )
+    nothing = PullerState(entries=(), owned={}, entry_kinds={})
     return Plan(target_namespace=namespace, target_name=name, generated_at=datetime(2026, 1, 1, tzinfo=UTC),
-                budget_bytes=40 << 30, budget_used_bytes=5 << 30, candidates=candidates, rejected=(), problems=(),
-                failed_sources={}, entries_before=(), entries_after=(), owned_before={}, owned_after={})
+                budget_bytes=40 << 30, budget_used_bytes=5 << 30, candidates=candidates, current=nothing,
+                desired=nothing)
 
 
 def result(*targets: str) -> CycleResult:
@@ -96,7 +99,7 @@ def test_the_json_document_has_one_shape_whatever_the_number_of_targets():
     one = json.loads(as_json(result(), dry_run=True))
     two = json.loads(as_json(result("a/p", "b/p"), dry_run=True))
     for doc in (one, two):
-        assert list(doc) == ["apiVersion", "kind", "dry_run", "cycle", "targets"]
+        assert list(doc) == ["apiVersion", "kind", "dry_run", "cycle", "coverage", "targets"]
         assert (doc["apiVersion"], doc["kind"], doc["dry_run"]) == ("prepull-agent.io/v1", "CycleReport", True)
         assert set(doc["cycle"]) == {"listed", "missing", "failed", "requests", "duration_seconds"}
     assert len(one["targets"]) == 1 and len(two["targets"]) == 2
@@ -109,7 +112,7 @@ def test_the_readme_documents_every_field_and_its_jq_examples_work():
     doc = json.loads(as_json(result("a/p", "b/p"), dry_run=True))
     section = readme[readme.index("### The JSON document"):]
     section = section[: section.index("\n## ", 1)]
-    for key in [*doc, *doc["cycle"], *doc["targets"][0], *doc["targets"][0]["candidates"][0]]:
+    for key in [*doc, *doc["cycle"], *doc["coverage"], *doc["targets"][0], *doc["targets"][0]["candidates"][0]]:
         assert f"`{key}`" in section, key
     jq = shutil.which("jq")
     if jq is None:
