@@ -85,7 +85,10 @@ class Kube:
         return str(self._api.configuration.host)
 
     def close(self) -> None:
+        """Stop the client's thread pool and close its pooled connections now (the official
+        client's `close` leaves the sockets to the garbage collector, which warns)."""
         self._api.close()
+        self._api.rest_client.pool_manager.clear()
 
     # -- reads ---------------------------------------------------------------------------
 
