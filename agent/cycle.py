@@ -39,10 +39,12 @@ from agent.puller import InvalidPullerCR, PullerCR
 from agent.resolve import Inventory, resolve
 from agent.settings import Settings, Target
 from agent.sources import Observation
+from agent.sources.common import MAX_TEXT, clip
 
 log = structlog.get_logger("prepull_agent.cycle")
 
-MAX_REJECTIONS_LOGGED = 20  # one tenant with thousands of bad references must not flood the logs
+MAX_REJECTIONS_LOGGED = 20  # of each: one tenant with thousands of bad references must not flood the logs
+MAX_LOGGED_TEXT = 3 * MAX_TEXT  # a problem holds up to two clipped tenant strings and the agent's words
 NOT_THE_LEADER = "not the leader any more; nothing written"
 
 
@@ -61,8 +63,10 @@ class TargetOutcome:
 @dataclass(frozen=True)
 class CycleResult:
     outcomes: tuple[TargetOutcome, ...]
-    rejected: tuple[Rejection, ...] = ()  # every reference refused this cycle: unparsable, or by policy
-    problems: tuple[str, ...] = ()  # e.g. an InferenceService whose runtime is not found
+    rejected: tuple[Rejection, ...] = ()  # references refused this cycle (unparsable, or by policy): the first ones
+    problems: tuple[str, ...] = ()  # e.g. an InferenceService whose runtime is not found: the first ones
+    rejected_total: int = 0  # every reference refused, kept or not
+    problems_total: int = 0
     placing: Placing | None = None  # what no target covers, and images no node can run
     listed: dict[str, int] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
@@ -125,6 +129,8 @@ def run_cycle(
         outcomes=outcomes,
         rejected=inventory.rejections,
         problems=inventory.problems,
+        rejected_total=inventory.rejections_total,
+        problems_total=inventory.problems_total,
         placing=placing,
         listed=dict(observation.listed),
         missing=dict(observation.missing),
@@ -262,6 +268,9 @@ def _plan(puller: PullerCR, settings: Settings, view: TargetUsages, observation:
 
 
 def _log_summary(result: CycleResult, inventory: Inventory, *, dry_run: bool) -> None:
+    """The first `MAX_REJECTIONS_LOGGED` problems and rejections, one line counting the rest,
+    then the cycle's counters. Every tenant string is clipped: however many objects a tenant
+    writes and however long their strings, this is a few KB of log."""
     plans = [o.plan for o in result.outcomes if o.plan is not None]
     for gap in result.placing.gaps if result.placing else ():
         log.warning(
@@ -271,21 +280,24 @@ def _log_summary(result: CycleResult, inventory: Inventory, *, dry_run: bool) ->
             images=[str(i) for i in gap.images[:10]],
             hint="once --dry-run prints a KubernetesImagePuller for them",
         )
-    for problem in inventory.problems:
-        log.warning("not resolved", problem=problem)
+    for problem in inventory.problems[:MAX_REJECTIONS_LOGGED]:
+        log.warning("not resolved", problem=clip(problem, MAX_LOGGED_TEXT))
     for rejection in inventory.rejections[:MAX_REJECTIONS_LOGGED]:
         log.warning(
             "reference rejected",
-            source=str(rejection.source),
-            field=rejection.field,
-            reference=rejection.reference,
-            reason=rejection.reason,
+            source=clip(str(rejection.source)),
+            field=clip(rejection.field),
+            reference=clip(rejection.reference),
+            reason=clip(rejection.reason),
         )
-    if len(inventory.rejections) > MAX_REJECTIONS_LOGGED:
+    more_problems = inventory.problems_total - min(len(inventory.problems), MAX_REJECTIONS_LOGGED)
+    more_rejections = inventory.rejections_total - min(len(inventory.rejections), MAX_REJECTIONS_LOGGED)
+    if more_problems > 0 or more_rejections > 0:
         log.warning(
-            "more references rejected",
-            count=len(inventory.rejections) - MAX_REJECTIONS_LOGGED,
-            hint="once --dry-run --output json lists them all",
+            "more references rejected or not resolved",
+            rejected=more_rejections,
+            not_resolved=more_problems,
+            hint="once --dry-run --output json lists the first of them",
         )
     log.info(
         "cycle finished",
@@ -294,7 +306,8 @@ def _log_summary(result: CycleResult, inventory: Inventory, *, dry_run: bool) ->
         missing=sorted(result.missing),
         failed=sorted(result.failed),
         candidates=sum(len(p.candidates) for p in plans),
-        rejected=len(inventory.rejections),
+        rejected=inventory.rejections_total,
+        not_resolved=inventory.problems_total,
         selected=sum(len(p.selected) for p in plans),
         changed=sum(p.changed for p in plans),
         written=result.written,

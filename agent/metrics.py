@@ -152,7 +152,7 @@ class Metrics:
             self.source_failed.labels(kind=kind).set(0)
         for kind in result.failed:
             self.source_failed.labels(kind=kind).set(1)
-        self.rejected.set(len(result.rejected))
+        self.rejected.set(result.rejected_total)
         for o in result.outcomes:
             target, plan = str(o.target), o.plan
             self.target_failed.labels(target=target).set(1 if o.error else 0)

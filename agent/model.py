@@ -100,7 +100,10 @@ class Rejection:
     field: str
 
     def __str__(self) -> str:
-        return f"{self.source}: {self.field} {self.reference!r} {self.reason}"
+        """`Notebook ns/nb: FIELD 'REFERENCE' REASON`; a rejection of a whole object or of a
+        list's length has no reference (and a whole object no field)."""
+        parts = [self.field, repr(self.reference) if self.reference else "", self.reason]
+        return f"{self.source}: " + " ".join(p for p in parts if p)
 
 
 @dataclass(frozen=True, order=True, slots=True)

@@ -6,7 +6,8 @@ to its pure reader in `agent.sources`. Nothing but the readers' small records ou
 page.
 
 How a source ends is recorded, because the planner's safety rule depends on it:
-- `listed[kind]`: how many objects were read;
+- `listed[kind]`: how many objects were read (an object too large or too deeply nested to
+  read is not counted: it is a rejection naming it, and the kind is still listed);
 - `missing[kind]`: the kind is not served (CRD not installed): skipped with one warning;
 - `failed[kind]`: any other failure (denied, server error, timeout): this cycle's view of
   that kind is partial, so nothing the agent manages may be dropped.
@@ -26,11 +27,12 @@ from typing import Any
 import structlog
 
 from agent.kube import kinds
-from agent.kube.client import Kube
+from agent.kube.client import Kube, Page
 from agent.kube.errors import Forbidden, Gone, KubeError, NotFound, Unauthorized, Unreachable
+from agent.model import ObjectRef, Rejection
 from agent.settings import Settings
 from agent.sources import Observation, imagestreams, notebooks, serving
-from agent.sources.common import as_list, as_str, dig
+from agent.sources.common import as_list, as_str, clip, dig
 from agent.sources.nodes import read_node
 
 log = structlog.get_logger("prepull_agent.observe")
@@ -150,7 +152,9 @@ def _applications_namespace(kube: Kube, settings: Settings, observation: Observa
 def _collect(kube: Kube, source: Source, observation: Observation, *, page_size: int) -> None:
     """List one source into a scratch observation, merged only when the listing completes.
 
-    An expired continue token (410) restarts the listing once from scratch.
+    An expired continue token (410) restarts the listing once from scratch. An object the
+    client had to skip (`Page.unread`: too large or too deeply nested to read) is a
+    rejection naming it; the rest of the kind is read, and the kind counts as listed.
     """
     kind = source.kind.kind
     namespace = observation.applications_namespace if source.in_applications_namespace else ""
@@ -158,21 +162,14 @@ def _collect(kube: Kube, source: Source, observation: Observation, *, page_size:
     started = time.monotonic()
     for attempt in (1, 2):
         scratch = Observation(applications_namespace=observation.applications_namespace)
-        seen: set[tuple[str, str]] = set()  # an object matching two label selectors counts once
+        # An object matching two label selectors counts once; one list cannot repeat one.
+        seen: set[tuple[str, str]] | None = set() if len(source.label_selectors) > 1 else None
         count = 0
         try:
             for selector in source.label_selectors:
-                for _, items in kube.list_pages(path, label_selector=selector, page_size=page_size):
-                    if len(source.label_selectors) == 1:  # one list: no object can come twice
-                        for obj in items:
-                            source.read(obj, scratch)
-                        count += len(items)
-                        continue
-                    for obj in items:
-                        key = (as_str(dig(obj, "metadata", "namespace")), as_str(dig(obj, "metadata", "name")))
-                        if key not in seen:
-                            seen.add(key)
-                            source.read(obj, scratch)
+                for page in kube.list_pages(path, label_selector=selector, page_size=page_size):
+                    count += _read_page(source, page, scratch, seen=seen)
+                    del page  # the client decodes the next page only once this one is gone
         except Gone as e:
             if attempt == 1:
                 log.info("list expired, listing again", kind=kind, reason=_reason(e))
@@ -196,9 +193,33 @@ def _collect(kube: Kube, source: Source, observation: Observation, *, page_size:
             _fail(observation, kind, e)
             return
         _merge(observation, scratch)
-        observation.listed[kind] = len(seen) + count
-        log.debug("listed", kind=kind, count=observation.listed[kind], seconds=round(time.monotonic() - started, 3))
+        observation.listed[kind] = count
+        log.debug("listed", kind=kind, count=count, seconds=round(time.monotonic() - started, 3))
         return
+
+
+def _read_page(source: Source, page: Page, into: Observation, *, seen: set[tuple[str, str]] | None) -> int:
+    """Read one page's objects into `into`; how many were read."""
+    kind = source.kind.kind
+    count = 0
+    for obj in page.items:
+        if seen is not None:
+            key = (as_str(dig(obj, "metadata", "namespace")), as_str(dig(obj, "metadata", "name")))
+            if key in seen:
+                continue
+            seen.add(key)
+        source.read(obj, into)
+        count += 1
+    for unread in page.unread:
+        if seen is not None:
+            if (unread.namespace, unread.name) in seen:
+                continue
+            seen.add((unread.namespace, unread.name))
+        into.workloads.reject(
+            Rejection(reference="", reason=unread.reason, source=ObjectRef(kind, unread.namespace, clip(unread.name)),
+                      field="")
+        )
+    return count
 
 
 def _served(kube: Kube, kind: kinds.Kind) -> bool:

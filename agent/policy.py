@@ -19,23 +19,28 @@ from agent.model import Rejection
 from agent.refs import ImageRef
 from agent.resolve import Inventory
 from agent.settings import References
+from agent.sources.common import MAX_REJECTIONS_KEPT, clip
 
 __all__ = ["apply_policy", "first_match", "policy_problem"]
 
 
 def apply_policy(inventory: Inventory, references: References) -> Inventory:
-    """`inventory` with every usage the policy refuses moved to its rejections."""
+    """`inventory` with every usage the policy refuses moved to its rejections (the first
+    `MAX_REJECTIONS_KEPT` kept, every one counted)."""
     if not references.allowed_registries and not references.deny:
         return inventory
     kept = []
     rejected = list(inventory.rejections)
+    total = inventory.rejections_total
     for usage in inventory.usages:
         reason = policy_problem(usage.image, references)
-        if reason:
-            rejected.append(Rejection(str(usage.image), reason, usage.source, usage.field))
-        else:
+        if not reason:
             kept.append(usage)
-    return replace(inventory, usages=tuple(kept), rejections=tuple(rejected))
+            continue
+        total += 1
+        if len(rejected) < MAX_REJECTIONS_KEPT:
+            rejected.append(Rejection(str(usage.image), clip(reason), usage.source, usage.field))
+    return replace(inventory, usages=tuple(kept), rejections=tuple(rejected), rejections_total=total)
 
 
 def policy_problem(ref: ImageRef, references: References) -> str:

@@ -171,12 +171,18 @@ def _findings(result: CycleResult, *, width: int | None) -> list[str]:
     lines: list[str] = []
     if result.rejected:
         shown = result.rejected if width is None else result.rejected[:MAX_REJECTIONS_SHOWN]
-        lines += [f"Rejected references ({len(result.rejected)}):"]
+        lines += [f"Rejected references ({result.rejected_total}):"]
         lines += [_cut(f"  {r.source} {r.field}: {r.reference!r} {r.reason}", width) for r in shown]
-        if len(result.rejected) > len(shown):
-            lines.append(f"  ... and {len(result.rejected) - len(shown)} more (see --output wide or json)")
+        if result.rejected_total > len(shown):
+            more = "see --output json" if width is None else "see --output wide or json"
+            lines.append(f"  ... and {result.rejected_total - len(shown)} more ({more})")
     if result.problems:
-        lines += ([""] if lines else []) + ["Not resolved:"] + [_cut(f"  {p}", width) for p in result.problems]
+        problems = result.problems if width is None else result.problems[:MAX_REJECTIONS_SHOWN]
+        lines += ([""] if lines else []) + [f"Not resolved ({result.problems_total}):"]
+        lines += [_cut(f"  {p}", width) for p in problems]
+        if result.problems_total > len(problems):
+            more = "see --output json" if width is None else "see --output wide or json"
+            lines.append(f"  ... and {result.problems_total - len(problems)} more ({more})")
     for gap in result.placing.gaps if result.placing else ():
         lines += ([""] if lines else []) + _gap_lines(gap)
     return ["\n".join(lines)] if lines else []

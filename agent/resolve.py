@@ -20,36 +20,62 @@ the sources:
   `runtimeVersion` replaces the `kserve-container` image's tag unless the image is pinned
   by digest; `image` replaces it outright. A service whose runtime cannot be found, or whose
   runtime has no `kserve-container`, is reported as a problem, not an error.
+
+Cost grows with the objects, never with their product (tenants write both sides): an alias
+is two dict reads, a runtime is chosen from an index built once (`_Selector`), and the
+problems kept are bounded like the rejections (`Inventory`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from agent.model import Rejection, Role, State, StreamTag, Usage
+from agent.model import ObjectRef, Rejection, Role, State, StreamTag, Usage
 from agent.refs import ImageRef, InvalidReference
 from agent.sources import Observation
+from agent.sources.common import MAX_PROBLEMS_KEPT, Findings, clip
 from agent.sources.imagestreams import StreamFindings
-from agent.sources.serving import MAIN_CONTAINER, ModelServer, Runtime
+from agent.sources.serving import MAIN_CONTAINER, ModelServer, Runtime, model_label
 
 
 @dataclass(frozen=True, slots=True)
 class Inventory:
-    """The usages to plan from, the rejected references, and what could not be resolved."""
+    """The usages to plan from, the rejected references, and what could not be resolved.
+
+    `rejections` and `problems` hold the first `MAX_REJECTIONS_KEPT` / `MAX_PROBLEMS_KEPT`
+    (agent.sources.common); `rejections_total` and `problems_total` count them all.
+    """
 
     usages: tuple[Usage, ...]
     rejections: tuple[Rejection, ...]
     problems: tuple[str, ...]
+    rejections_total: int = -1  # -1: as many as kept (an Inventory built by hand)
+    problems_total: int = -1
+
+    def __post_init__(self) -> None:
+        if self.rejections_total < 0:
+            object.__setattr__(self, "rejections_total", len(self.rejections))
+        if self.problems_total < 0:
+            object.__setattr__(self, "problems_total", len(self.problems))
+
+
+@dataclass
+class _Problems:
+    kept: list[str] = field(default_factory=list)
+    total: int = 0
+
+    def add(self, problem: str) -> None:
+        self.total += 1
+        if len(self.kept) < MAX_PROBLEMS_KEPT:
+            self.kept.append(problem)
 
 
 def resolve(observation: Observation) -> Inventory:
-    rejections = [
-        *observation.streams.rejections,
-        *observation.workloads.rejections,
-        *observation.serving.rejections,
-    ]
-    problems: list[str] = []
+    rejections = Findings()
+    for found in (observation.streams, observation.workloads, observation.serving):
+        rejections.extend(Findings(rejections=found.rejections, rejections_dropped=found.rejections_dropped))
+    problems = _Problems()
     served = list(
         _model_server_usages(observation.serving.model_servers, observation.serving.runtimes, rejections, problems)
     )
@@ -63,8 +89,13 @@ def resolve(observation: Observation) -> Inventory:
             *served,
         )
     )
-    return Inventory(usages, tuple(rejections), tuple(problems))
-
+    return Inventory(
+        usages,
+        tuple(rejections.rejections),
+        tuple(problems.kept),
+        rejections_total=rejections.rejections_total,
+        problems_total=problems.total,
+    )
 
 class _Aliases:
     def __init__(self, observation: Observation) -> None:
@@ -97,84 +128,146 @@ class _Aliases:
 
 
 def _model_server_usages(
-    servers: Iterable[ModelServer], runtimes: Iterable[Runtime], rejections: list[Rejection], problems: list[str]
+    servers: Iterable[ModelServer], runtimes: Iterable[Runtime], rejections: Findings, problems: _Problems
 ) -> Iterable[Usage]:
+    """The runtime images each server uses: one usage per server object, image and state
+    (an InferenceService's eleven predictor keys resolving to one runtime count once)."""
     by_name: dict[tuple[str, str], Runtime] = {}
     for r in runtimes:
         by_name.setdefault((r.namespace, r.name), r)
-    by_scope: dict[str, list[Runtime]] = {}  # namespace, or "" for the cluster-scoped
-    for r in by_name.values():
-        by_scope.setdefault("" if r.cluster_scoped else r.namespace, []).append(r)
-
+    select = _Selector(by_name.values())
+    seen: set[tuple[ObjectRef, ImageRef, State]] = set()
     for server in servers:
-        runtime = _runtime_for(server, by_name, by_scope)
+        runtime = _named(server, by_name) if server.runtime else select(server)
         if runtime is None:
-            problems.append(f"{server.source}: {_why_unresolved(server)}")
+            problems.add(f"{server.source}: {_why_unresolved(server)}")
             continue
         if not runtime.has_main_container:
-            problems.append(
+            problems.add(
                 f"{server.source}: runtime {runtime.source} has no {MAIN_CONTAINER} in spec.containers "
                 "(KServe refuses it)"
             )
             continue
-        state = State.READY if server.ready else State.NOT_READY
-        if server.image_override is not None:  # replaces the main image, even one that was rejected
-            yield Usage(server.image_override, server.source, "spec.predictor.model.image", Role.SERVING_RUNTIME, state)
-        for image in runtime.images:
-            ref = image.image
-            field = f"spec.predictor (runtime {runtime.source}: {image.field})"
-            if image.main and server.image_override is not None:
-                continue
-            if image.main and server.runtime_version and ref.digest is None:
-                try:
-                    ref = ref.with_tag(server.runtime_version)
-                except InvalidReference as e:
-                    rejections.append(
-                        Rejection(
-                            server.runtime_version, e.reason, server.source, "spec.predictor.model.runtimeVersion"
-                        )
+        for usage in _served_images(server, runtime, rejections):
+            key = (usage.source, usage.image, usage.state)
+            if key not in seen:
+                seen.add(key)
+                yield usage
+
+
+def _served_images(server: ModelServer, runtime: Runtime, rejections: Findings) -> Iterable[Usage]:
+    state = State.READY if server.ready else State.NOT_READY
+    if server.image_override is not None:  # replaces the main image, even one that was rejected
+        yield Usage(server.image_override, server.source, "spec.predictor.model.image", Role.SERVING_RUNTIME, state)
+    for image in runtime.images:
+        ref = image.image
+        field = f"spec.predictor (runtime {runtime.source}: {image.field})"
+        if image.main and server.image_override is not None:
+            continue
+        if image.main and server.runtime_version and ref.digest is None:
+            try:
+                ref = ref.with_tag(server.runtime_version)
+            except InvalidReference as e:
+                rejections.reject(
+                    Rejection(
+                        clip(server.runtime_version), e.reason, server.source, "spec.predictor.model.runtimeVersion"
                     )
-                    continue
-                field = f"{field} with runtimeVersion"
-            yield Usage(ref, server.source, field, Role.SERVING_RUNTIME, state)
+                )
+                continue
+            field = f"{field} with runtimeVersion"
+        yield Usage(ref, server.source, field, Role.SERVING_RUNTIME, state)
 
 
-def _runtime_for(
-    server: ModelServer, by_name: Mapping[tuple[str, str], Runtime], by_scope: Mapping[str, list[Runtime]]
-) -> Runtime | None:
-    namespace = server.source.namespace
-    if server.runtime:
-        found = by_name.get((namespace, server.runtime)) or by_name.get(("", server.runtime))
-        return found if found is not None and not found.disabled else None
-    if not server.model_format:
+def _named(server: ModelServer, by_name: Mapping[tuple[str, str], Runtime]) -> Runtime | None:
+    """A ServingRuntime of that name in the server's namespace, else a ClusterServingRuntime."""
+    found = by_name.get((server.source.namespace, server.runtime)) or by_name.get(("", server.runtime))
+    return found if found is not None and not found.disabled else None
+
+
+class _Selector:
+    """KServe's auto-selection, `GetSupportingRuntimes(...)[0]`, for many servers at once.
+
+    KServe filters the runtimes of a scope (not disabled; `IsMultiModelRuntime() == isMMS`,
+    false for an InferenceService the KServe controller reconciles; `IsMultiNodeRuntime()
+    == isMultinode`, i.e. the predictor has a workerSpec; `RuntimeSupportsModel`;
+    `IsProtocolVersionSupported`), sorts them (`_by_format`) and takes the first; the
+    namespace's runtimes always come before the cluster's, whatever their priorities.
+    (OpenShift AI's own KServe build, the `distro` tag of opendatahub-io/kserve, skips
+    ClusterServingRuntimes here altogether; keeping them as the fallback only adds a
+    candidate where that build would find none.)
+
+    Here the runtimes that can be auto-selected at all are indexed once by (scope, model
+    label, multi-node), and a list is put in KServe's order for a format the first time a
+    server asks (`_Choices`). Filtering an ordered list keeps the order a stable sort of
+    the filtered runtimes gives, so the first runtime of the list that speaks the server's
+    protocol is KServe's answer. Answers are cached per (namespace, format, version,
+    protocol, multi-node), all a server's choice depends on: resolving costs about the
+    number of (runtime, format) pairs plus the number of servers, not their product.
+    """
+
+    def __init__(self, runtimes: Iterable[Runtime]) -> None:
+        self._index: dict[tuple[str, str, bool], list[Runtime]] = {}
+        # The format-independent part of KServe's order, once: names are unique within a
+        # scope, so this is the order each scope's list would be sorted into.
+        ordered = sorted(runtimes, key=lambda r: r.name)
+        ordered.sort(key=lambda r: r.created, reverse=True)  # reverse keeps ties in order
+        for r in ordered:
+            if r.disabled or r.multi_model:
+                continue
+            scope = "" if r.cluster_scoped else r.namespace
+            for label in r.labels:
+                self._index.setdefault((scope, label, r.multi_node), []).append(r)
+        self._choices: dict[tuple[str, str, bool, str], _Choices | None] = {}
+        self._cache: dict[tuple[str, str, str | None, str, bool], Runtime | None] = {}
+
+    def __call__(self, server: ModelServer) -> Runtime | None:
+        if not server.model_format:
+            return None
+        key = (server.source.namespace, server.model_format, server.format_version, server.protocol, server.multi_node)
+        if key not in self._cache:
+            self._cache[key] = self._select(server)
+        return self._cache[key]
+
+    def _select(self, server: ModelServer) -> Runtime | None:
+        label = model_label(server.model_format, server.format_version)
+        for scope in (server.source.namespace, ""):
+            choices = self._choices_for(scope, label, server.multi_node, server.model_format)
+            found = choices.first(server.protocol) if choices is not None else None
+            if found is not None:
+                return found
         return None
-    # KServe's GetSupportingRuntimes(...)[0]: the namespace's runtimes always come before the
-    # cluster's, whatever their priorities. (OpenShift AI's own KServe build, the `distro`
-    # tag of opendatahub-io/kserve, skips ClusterServingRuntimes here altogether; keeping
-    # them as the fallback only adds a candidate where that build would find none.)
-    for scope in (namespace, ""):
-        supporting = [r for r in by_scope.get(scope, ()) if _auto_selectable(r, server)]
-        if supporting:
-            return _kserve_order(supporting, server.model_format)[0]
-    return None
+
+    def _choices_for(self, scope: str, label: str, multi_node: bool, model_format: str) -> _Choices | None:
+        key = (scope, label, multi_node, model_format)
+        if key not in self._choices:
+            runtimes = self._index.get((scope, label, multi_node))
+            self._choices[key] = _Choices(_by_format(runtimes, model_format)) if runtimes else None
+        return self._choices[key]
 
 
-def _auto_selectable(runtime: Runtime, server: ModelServer) -> bool:
-    """KServe's filter: not disabled, `IsMultiModelRuntime() == isMMS` (false for an
-    InferenceService the KServe controller reconciles), `IsMultiNodeRuntime() ==
-    isMultinode` (the predictor has a workerSpec), `RuntimeSupportsModel`, and
-    `IsProtocolVersionSupported`."""
-    return (
-        not runtime.disabled
-        and not runtime.multi_model
-        and runtime.multi_node == server.multi_node
-        and runtime.supports(server.model_format, server.format_version)
-        and runtime.supports_protocol(server.protocol)
-    )
+class _Choices:
+    """Runtimes in KServe's order, and where the first one speaking each protocol is."""
+
+    def __init__(self, ordered: list[Runtime]) -> None:
+        self._ordered = ordered
+        # `IsProtocolVersionSupported`: a runtime that lists no protocol speaks them all.
+        self._any = next((i for i, r in enumerate(ordered) if not r.protocols), None)
+        self._by_protocol: dict[str, int] = {}
+        for i, r in enumerate(ordered):
+            for protocol in r.protocols:
+                self._by_protocol.setdefault(protocol, i)
+
+    def first(self, protocol: str) -> Runtime | None:
+        if not protocol:  # a predictor that asks for no protocol takes any runtime
+            return self._ordered[0]
+        found = [i for i in (self._any, self._by_protocol.get(protocol)) if i is not None]
+        return self._ordered[min(found)] if found else None
 
 
-def _kserve_order(runtimes: list[Runtime], model_format: str) -> list[Runtime]:
-    """KServe's order within one scope, as successive stable sorts, last key first:
+def _by_format(ordered: list[Runtime], model_format: str) -> list[Runtime]:
+    """KServe's order within one scope, for `model_format`, of runtimes already sorted by
+    its format-independent keys (`_Selector.__init__`: newest first, then by name). KServe
+    sorts, last key first, with:
 
     - `sortServingRuntimeList`: lowest protocol version first, then the newest
       (`creationTimestamp` desc; unknown counts as oldest, like Go's zero time), then name asc;
@@ -183,12 +276,9 @@ def _kserve_order(runtimes: list[Runtime], model_format: str) -> list[Runtime]:
 
     KServe uses `sort.Slice`, which is only guaranteed stable for short lists (insertion
     sort up to 12 elements); a stable sort is what its comment ("the order is kept") means.
+    The last two sorts are one here, on the key (priority, protocol).
     """
-    ordered = sorted(runtimes, key=lambda r: r.name)
-    ordered.sort(key=lambda r: r.created, reverse=True)  # reverse keeps ties in order
-    ordered.sort(key=lambda r: r.protocol_rank)
-    ordered.sort(key=lambda r: _by_priority(r.priority_for(model_format)))
-    return ordered
+    return sorted(ordered, key=lambda r: (*_by_priority(r.priority_for(model_format)), r.protocol_rank))
 
 
 def _by_priority(priority: int | None) -> tuple[bool, int]:
@@ -196,6 +286,7 @@ def _by_priority(priority: int | None) -> tuple[bool, int]:
 
 
 def _why_unresolved(server: ModelServer) -> str:
+    """Why a server has no runtime; its names are already clipped (`agent.sources.serving`)."""
     if server.runtime:
         return (
             f"runtime {server.runtime!r} is not a ServingRuntime in {server.source.namespace} "

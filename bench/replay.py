@@ -21,7 +21,7 @@ import json
 import pickle
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 Recording = dict[tuple[str, tuple[tuple[str, str], ...]], bytes]
@@ -32,9 +32,19 @@ def key(path: str, query: Mapping[str, str] | None) -> tuple[str, tuple[tuple[st
 
 
 class _Answer:
+    """Enough of urllib3's HTTPResponse for `Kube`: the body in chunks."""
+
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.status = 200
+
+    def stream(self, amt: int = 65536) -> Iterator[bytes]:
+        view = memoryview(self.data)
+        for start in range(0, len(view), amt):
+            yield bytes(view[start:start + amt])
+
+    def close(self) -> None:
+        pass
 
     def release_conn(self) -> None:
         pass

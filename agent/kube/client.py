@@ -6,6 +6,17 @@ answers as plain JSON. Lists are paginated with `limit`/`continue` and yielded a
 time, so a caller can keep only the fields it needs and memory stays bounded by one page.
 Typed models are never built: on large lists they cost more than the listing itself.
 
+What one answer may cost is bounded, whatever the objects in it hold (tenants write most
+of them). The body is read in chunks and abandoned once it passes `MAX_ANSWER_BYTES` on
+the wire or an estimate of `MAX_ANSWER_DECODED_BYTES` once decoded (small dicts cost up to
+27 times their JSON). A list page abandoned so is asked for again, from the same continue
+token, one object at a time, then more as the sizes seen allow (`_next_ask`); a single
+object still too large is skipped and reported (`Page.unread`), its name read from the
+metadata-only form of the page. An object `json.loads` cannot decode (nested deeper than
+its recursion allows, which the API server accepts in any free-form field) costs no
+request: its page is decoded item by item and that one item skipped and reported
+(`agent.kube.listjson`). Either way the rest of the list goes on.
+
 `connect` finds the connection settings as kubectl does (--kubeconfig, $KUBECONFIG,
 ~/.kube/config, then the pod's ServiceAccount) and records where they came from
 (`Kube.credentials`), so the start line and error messages can say it.
@@ -20,10 +31,11 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +46,35 @@ from kubernetes import config as k8s_config
 from kubernetes.config.incluster_config import InClusterConfigLoader
 from kubernetes.config.kube_config import KubeConfigLoader, KubeConfigMerger
 
-from agent.kube.errors import KubeError, ServerError, TooManyRequests, Unreachable, error_for
+from agent.kube.errors import (
+    AnswerNotJSON,
+    AnswerTooDeep,
+    AnswerTooLarge,
+    KubeError,
+    ServerError,
+    TooManyRequests,
+    Unreachable,
+    UnreadableAnswer,
+    error_for,
+)
+from agent.kube.listjson import BadList, decode_list, skim_list
 
 JSON = dict[str, Any]
+Body = bytes | bytearray
 
 MAX_RETRY_AFTER_SECONDS = 10.0
+MiB = 1024 * 1024
+# One answer: bytes on the wire, and the estimated size of its decoded Python objects
+# (`decoded_size_estimate`). The largest object etcd stores by default (1.5 MiB) decodes to
+# at most ~40 MiB, so every storable object fits in a page of its own; the largest page of
+# a 500-node cluster (7 MB, ~24 MiB estimated) fits whole.
+MAX_ANSWER_BYTES = 16 * MiB
+MAX_ANSWER_DECODED_BYTES = 48 * MiB
+READ_CHUNK_BYTES = 256 * 1024
+# The metadata-only form of a list: names and continue tokens without spec or status
+# (as kube-rs/kube asks for it, kube-core/src/request.rs `JSON_METADATA_LIST_MIME`), with
+# the full form as the fallback for a server that does not offer it.
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1, application/json"
 
 
 class ConfigError(Exception):
@@ -59,6 +95,24 @@ class Credentials:
         if self.source == "in-cluster":
             return f"in-cluster ServiceAccount ({self.path})"
         return f"kubeconfig {self.path} ({self.source}), context {self.context or '-'}"
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadObject:
+    """An object of a list that was skipped: it could not be read within the bounds."""
+
+    namespace: str  # "" when cluster-scoped (or when not even its metadata could be read)
+    name: str
+    reason: str  # completes "<kind> <namespace>/<name> ...", e.g. "is nested deeper than ..."
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a list: its metadata, its items, and the objects skipped in it."""
+
+    meta: JSON
+    items: list[JSON]
+    unread: tuple[UnreadObject, ...] = field(default=())
 
 
 class Kube:
@@ -93,36 +147,78 @@ class Kube:
     # -- reads ---------------------------------------------------------------------------
 
     def get(self, path: str, *, query: Mapping[str, str] | None = None) -> JSON:
-        return self._with_retries("GET", path, lambda: self._send("GET", path, query=query))
+        """GET and decode. Raises `UnreadableAnswer` for an answer over the bounds."""
+        return _decode(self._fetch(path, query).data, method="GET", path=path)
 
-    def list_pages(
-        self, path: str, *, label_selector: str = "", page_size: int = 500
-    ) -> Iterator[tuple[JSON, list[JSON]]]:
-        """Yield `(list metadata, items)` for each page of a collection.
+    def list_pages(self, path: str, *, label_selector: str = "", page_size: int = 500) -> Iterator[Page]:
+        """Yield each page of a collection.
 
-        A 410 Gone (the continue token expired) propagates as `Gone`: the caller restarts
-        the whole listing, since half a list and the rest of a newer one do not add up.
+        A page's items are the caller's until it asks for the next page: drop them by then,
+        so that at most one decoded page is alive (the next one is fetched meanwhile, as
+        bytes). A 410 Gone (the continue token expired) propagates as `Gone`: the caller
+        restarts the whole listing, since half a list and the rest of a newer one do not add
+        up. Objects that cannot be read are skipped into `Page.unread` (see the module
+        docstring); an answer that is not a list at all raises `AnswerNotJSON`.
         """
-        query: dict[str, str] = {"limit": str(page_size)}
-        if label_selector:
-            query["labelSelector"] = label_selector
-        page = self.get(path, query=query)
+        base: dict[str, str] = {"labelSelector": label_selector} if label_selector else {}
+        token = ""
+        ask = page_size
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kube-next-page") as pool:
+            ahead: Future[Answer] | None = None
             while True:
-                meta = page.get("metadata") or {}
-                token = meta.get("continue")
-                # Ask for the next page before handing this one out: the server prepares and
-                # sends it while the caller reads this one. At most two pages are held.
-                following = pool.submit(self.get, path, query={**query, "continue": token}) if token else None
+                query = _page_query(base, token, ask)
                 try:
-                    yield meta, page.get("items") or []
+                    answer = ahead.result() if ahead is not None else self._fetch(path, query)
+                except AnswerTooLarge as e:
+                    ahead = None
+                    if ask > 1:  # ask for one, then more as the sizes seen allow
+                        ask = 1
+                        continue
+                    page = self._skip_one(path, query, e)
+                    ask = min(2, page_size)
+                else:
+                    ahead = None
+                    page = _decode_page(answer, path=path)
+                    ask = _next_ask(ask, page_size=page_size, answer=answer, objects=len(page.items) + len(page.unread))
+                    del answer
+                token = str(page.meta.get("continue") or "")
+                # Ask for the next page before handing this one out: the server prepares and
+                # sends it while the caller reads this one.
+                ahead = pool.submit(self._fetch, path, _page_query(base, token, ask)) if token else None
+                try:
+                    yield page
                 except GeneratorExit:
-                    if following is not None:
-                        following.cancel()
+                    if ahead is not None:
+                        ahead.cancel()
                     raise
-                if following is None:
+                del page
+                if not token:
                     return
-                page = following.result()
+
+    def _skip_one(self, path: str, query: Mapping[str, str], error: UnreadableAnswer) -> Page:
+        """The page of one object too large to decode: who it is and where the list goes
+        on, from the metadata-only form of the same page, skimmed rather than decoded."""
+        answer = self._fetch(path, query, accept=METADATA_LIST, decoded_limit=False)
+        skim = skim_list(answer.data)
+        if not skim.complete:
+            raise AnswerNotJSON(
+                method="GET", path=path, message=f"cannot tell which object to skip ({error.message})"
+            ) from error
+        unread = tuple(UnreadObject(ns, name, error.message) for ns, name in skim.items)
+        meta = {"continue": skim.continue_token} if skim.continue_token else {}
+        return Page(meta, [], unread)
+
+    def _fetch(
+        self,
+        path: str,
+        query: Mapping[str, str] | None,
+        *,
+        accept: str = "application/json",
+        decoded_limit: bool = True,
+    ) -> Answer:
+        return self._with_retries(
+            lambda: self._request("GET", path, query=query, accept=accept, decoded_limit=decoded_limit)
+        )
 
     # -- writes --------------------------------------------------------------------------
 
@@ -138,7 +234,7 @@ class Kube:
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _with_retries(self, method: str, path: str, send: Callable[[], JSON]) -> JSON:
+    def _with_retries(self, send: Callable[[], Answer]) -> Answer:
         attempt = 0
         while True:
             try:
@@ -149,7 +245,11 @@ class Kube:
                 attempt += 1
                 self._sleep(_retry_delay(e, attempt))
 
-    def _send(
+    def _send(self, method: str, path: str, *, body: JSON, content_type: str) -> JSON:
+        answer = self._request(method, path, body=body, content_type=content_type)
+        return _decode(answer.data, method=method, path=path)
+
+    def _request(
         self,
         method: str,
         path: str,
@@ -157,8 +257,10 @@ class Kube:
         query: Mapping[str, str] | None = None,
         body: JSON | None = None,
         content_type: str | None = None,
-    ) -> JSON:
-        headers = {"Accept": "application/json"}
+        accept: str = "application/json",
+        decoded_limit: bool = True,
+    ) -> Answer:
+        headers = {"Accept": accept}
         if content_type:
             headers["Content-Type"] = content_type
         self.requests += 1
@@ -182,18 +284,105 @@ class Kube:
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise Unreachable(method=method, path=path, message=_short(e)) from e
         try:
-            data = resp.data
-        except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise Unreachable(method=method, path=path, message=f"answer cut short: {_short(e)}") from e
+            return _read_body(resp, method=method, path=path, decoded_limit=decoded_limit)
         finally:
             resp.release_conn()
+
+
+def _page_query(base: Mapping[str, str], token: str, limit: int) -> dict[str, str]:
+    query = {"limit": str(limit), **base}
+    if token:
+        query["continue"] = token
+    return query
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A body as read, with `decoded_size_estimate` of it."""
+
+    data: Body
+    decoded_estimate: int
+
+
+def _read_body(resp: Any, *, method: str, path: str, decoded_limit: bool) -> Answer:
+    """The body, read in chunks; abandoned (connection closed) once over the bounds."""
+    data = bytearray()
+    decoded = 0
+    try:
+        for chunk in resp.stream(READ_CHUNK_BYTES):
+            data += chunk
+            decoded += decoded_size_estimate(chunk)
+            if len(data) > MAX_ANSWER_BYTES or (decoded_limit and decoded > MAX_ANSWER_DECODED_BYTES):
+                resp.close()  # the rest is never read
+                raise AnswerTooLarge(method=method, path=path, message=_too_large())
+    except (urllib3.exceptions.HTTPError, OSError) as e:
+        raise Unreachable(method=method, path=path, message=f"answer cut short: {_short(e)}") from e
+    return Answer(data, decoded)
+
+
+def _next_ask(ask: int, *, page_size: int, answer: Answer, objects: int) -> int:
+    """The next page's limit: back to `page_size` step by step (doubling) after a smaller
+    page, but never more objects than fill three quarters of `MAX_ANSWER_DECODED_BYTES` at
+    the size per object just seen, so that a run of large objects is read one or two a
+    page without asking for more than fits, and being abandoned, again and again."""
+    per_object = answer.decoded_estimate / max(objects, 1)
+    fits = int(MAX_ANSWER_DECODED_BYTES * 0.75 // max(per_object, 1))
+    return max(1, min(page_size, 2 * ask, fits))
+
+
+def _decode_page(answer: Answer, *, path: str) -> Page:
+    """A list answer as a Page. The fast way first; if any item defeats `json.loads`, item
+    by item (`decode_list`), the items it cannot decode skipped into `Page.unread`."""
+    try:
+        doc = _decode(answer.data, method="GET", path=path)
+    except (AnswerTooDeep, AnswerNotJSON):
         try:
-            doc = json.loads(data)
-        except ValueError as e:
-            raise Unreachable(method=method, path=path, message=f"answer is not JSON: {e}") from e
-        if not isinstance(doc, dict):
-            raise Unreachable(method=method, path=path, message="answer is not a JSON object")
-        return doc
+            found = decode_list(answer.data, too_deep=_too_deep())
+        except BadList as e:
+            raise AnswerNotJSON(method="GET", path=path, message=f"is not a list answer: {_short(e)}") from e
+        unread = tuple(UnreadObject(ns, name, why) for ns, name, why in found.unread)
+        return Page(found.meta, found.items, unread)
+    meta, items = doc.get("metadata"), doc.get("items")
+    return Page(meta if isinstance(meta, dict) else {}, items if isinstance(items, list) else [])
+
+
+def decoded_size_estimate(chunk: Body) -> int:
+    """About how many bytes `json.loads` makes of `chunk`, erring high: a dict with keys
+    ~184 bytes, an empty one 64, a list 56, 8 per element, a string ~49 plus its text.
+    (Measured on CPython 3.11: within 0.5-1.2x of tracemalloc for the pages of the bench
+    estate and for dense hostile shapes such as `[{}, {}, ...]`.)"""
+    opens = chunk.count(b"{")
+    return (
+        len(chunk)
+        + 184 * opens
+        - 120 * chunk.count(b"{}")
+        + 56 * chunk.count(b"[")
+        + 8 * chunk.count(b",")
+        + 24 * chunk.count(b'"')
+    )
+
+
+def _decode(data: Body, *, method: str, path: str) -> JSON:
+    try:
+        doc = json.loads(data)
+    except RecursionError as e:
+        raise AnswerTooDeep(method=method, path=path, message=_too_deep()) from e
+    except ValueError as e:
+        raise AnswerNotJSON(method=method, path=path, message=f"is not JSON the agent can read: {_short(e)}") from e
+    if not isinstance(doc, dict):
+        raise AnswerNotJSON(method=method, path=path, message="is not a JSON object")
+    return doc
+
+
+def _too_large() -> str:
+    return (
+        f"is larger than the agent reads in one answer ({MAX_ANSWER_BYTES // MiB} MiB on the wire, "
+        f"about {MAX_ANSWER_DECODED_BYTES // MiB} MiB decoded)"
+    )
+
+
+def _too_deep() -> str:
+    return f"is nested deeper than the {sys.getrecursionlimit():,} levels the JSON reader allows"
 
 
 def _retry_after(headers: Mapping[str, str] | None) -> float | None:

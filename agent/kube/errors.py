@@ -35,6 +35,24 @@ class Unreachable(KubeError):
     """No HTTP answer: connection refused or reset, TLS failure, timeout."""
 
 
+class UnreadableAnswer(KubeError):
+    """The server answered, but the answer is not safe to decode: too large (it was abandoned
+    part way) or nested too deeply for the JSON reader. Never retried as it is: a list asks
+    again for fewer objects (`Kube.list_pages`)."""
+
+
+class AnswerTooLarge(UnreadableAnswer):
+    pass
+
+
+class AnswerTooDeep(UnreadableAnswer):
+    pass
+
+
+class AnswerNotJSON(UnreadableAnswer):
+    """Not JSON the agent can decode (a number of more than 4,300 digits is one such)."""
+
+
 class BadRequest(KubeError):
     status = 400
 
@@ -93,7 +111,7 @@ def _status_message(body: bytes | str | None) -> str:
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text.strip()[:300]
     message = doc.get("message") if isinstance(doc, dict) else None
     return message if isinstance(message, str) else text.strip()[:300]

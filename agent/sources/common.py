@@ -1,9 +1,18 @@
 """Helpers every source uses: safe field access on wire dicts, strict reference parsing
-that turns a bad reference into a `Rejection` naming the object and field, and the
-Ready condition.
+that turns a bad reference into a `Rejection` naming the object and field, the Ready
+condition, and the bounds on what is read from one object and kept from all of them.
 
 Wire data is whatever a tenant or a controller wrote: any field may be missing or of the
-wrong type, so nothing here assumes a shape.
+wrong type, any list as long as the object's size allows, any string as long, any value
+nested as deep. So nothing here assumes a shape, nothing recurses over a value, and:
+
+- a reader takes at most the first `MAX_*` entries of each list it walks (containers,
+  storage URIs, stream tags, model formats...); the excess is one rejection naming the
+  object and the field (`bounded`);
+- every tenant string kept in a rejection, a problem or a field path is cut to
+  `MAX_TEXT` characters (`clip`);
+- `Findings` keeps the first `MAX_REJECTIONS_KEPT` rejections and counts the rest
+  (`rejections_total`), and one usage per object, image and way of using it (`use`).
 """
 
 from __future__ import annotations
@@ -12,22 +21,66 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.model import ObjectRef, Rejection, Usage
+from agent.model import ObjectRef, Rejection, Role, State, StreamTag, Usage
 from agent.refs import ImageRef, InvalidReference, parse_modelcar_uri, parse_reference
 
-MAX_REFERENCE_REPORTED = 200  # characters of a rejected reference kept in reports
+MAX_TEXT = 200  # characters of any tenant string kept in a rejection, a problem or a log line
+MAX_REFERENCE_REPORTED = MAX_TEXT  # (the older name, for the reference of a rejection)
+MAX_NAME_IN_FIELD = 64  # characters of a tenant-chosen name shown inside a field path
+# Characters of a name kept to be matched (a runtime, a stream, a tag): the longest an
+# object name can be, so a clipped name matches nothing, as the full one would.
+MAX_NAME = 253
+MAX_REJECTIONS_KEPT = 1000  # rejections kept per cycle; the rest are only counted
+MAX_PROBLEMS_KEPT = 1000  # unresolved InferenceServices kept per cycle; the rest are only counted
+# What one object may make the agent read. Real objects stay far below: a workbench has a
+# handful of containers, a runtime a few model formats, a stream a few dozen tags.
+MAX_CONTAINERS = 64  # per `containers` / `initContainers` list of one pod spec
+MAX_STORAGE_URIS = 16  # `storageUris` of one predictor, transformer or explainer
+MAX_STREAM_TAGS = 256  # `spec.tags` / `status.tags` of one ImageStream
+MAX_MODEL_FORMATS = 64  # `supportedModelFormats` of one runtime
+MAX_PROTOCOLS = 8  # `protocolVersions` of one runtime
+MAX_TEMPLATE_OBJECTS = 64  # `objects` of one Template
 
 
 @dataclass
 class Findings:
-    """What one or more objects said about images: accepted usages and rejected references."""
+    """What one or more objects said about images: accepted usages and rejected references.
+
+    `rejections` holds the first `MAX_REJECTIONS_KEPT`; `rejections_total` counts them all.
+    A reader's Findings is one object's: `use` keeps one usage per (image, role, state,
+    stream tag) of it, since further fields naming the same image add nothing the planner
+    uses (it scores an image once per object).
+    """
 
     usages: list[Usage] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
+    rejections_dropped: int = 0  # rejections counted but not kept
+    _used: set[tuple[ImageRef, ObjectRef, Role, State, StreamTag | None]] = field(
+        default_factory=set, repr=False, compare=False
+    )
+
+    @property
+    def rejections_total(self) -> int:
+        """Every rejection, kept or not."""
+        return len(self.rejections) + self.rejections_dropped
+
+    def use(self, usage: Usage) -> None:
+        key = (usage.image, usage.source, usage.role, usage.state, usage.stream_tag)
+        if key not in self._used:
+            self._used.add(key)
+            self.usages.append(usage)
+
+    def reject(self, rejection: Rejection) -> None:
+        if len(self.rejections) < MAX_REJECTIONS_KEPT:
+            self.rejections.append(rejection)
+        else:
+            self.rejections_dropped += 1
 
     def extend(self, other: Findings) -> None:
         self.usages.extend(other.usages)
-        self.rejections.extend(other.rejections)
+        room = max(MAX_REJECTIONS_KEPT - len(self.rejections), 0)
+        self.rejections.extend(other.rejections[:room])
+        self.rejections_dropped += other.rejections_total - min(room, len(other.rejections))
 
 
 def dig(obj: Any, *keys: str) -> Any:
@@ -45,6 +98,45 @@ def as_list(value: Any) -> list[Any]:
 
 def as_str(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def clip(text: str, limit: int = MAX_TEXT) -> str:
+    """`text`, cut to `limit` characters (plus a note of its real length) when longer."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def describe(value: Any) -> str:
+    """A short description of a non-string value, for a rejection. Never recursive and never
+    longer than `MAX_TEXT`, whatever the value holds (`repr` of a list nested 100,000 deep
+    raises RecursionError; of a 1 MB one, builds a 1 MB string)."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, int | float):
+        return clip(str(value)) if isinstance(value, float) or abs(value) < 10**100 else "a very large number"
+    if isinstance(value, list):
+        return f"a list of {len(value):,} items"
+    if isinstance(value, Mapping):
+        return f"an object with {len(value):,} keys"
+    return f"a {type(value).__name__}"
+
+
+def bounded(value: Any, *, limit: int, source: ObjectRef, field: str, findings: Findings) -> list[Any]:
+    """The first `limit` entries of a list field (a non-list reads as empty). More is one
+    rejection naming the object and the field."""
+    items = as_list(value)
+    if len(items) <= limit:
+        return items
+    findings.reject(
+        Rejection(
+            reference="",
+            reason=f"has {len(items):,} entries; only the first {limit} are read",
+            source=source,
+            field=field,
+        )
+    )
+    return items[:limit]
 
 
 def object_ref(kind: str, obj: Mapping[str, Any]) -> ObjectRef:
@@ -66,28 +158,28 @@ def parse_image(
 ) -> ImageRef | None:
     """Parse a reference; on failure record a Rejection and return None."""
     if not isinstance(value, str):
-        findings.rejections.append(
-            Rejection(
-                reference=repr(value)[:MAX_REFERENCE_REPORTED], reason="is not a string", source=source, field=field
-            )
-        )
+        findings.reject(Rejection(reference=describe(value), reason="is not a string", source=source, field=field))
         return None
     try:
         return parse_modelcar_uri(value) if modelcar else parse_reference(value)
     except InvalidReference as e:
-        shown = value if len(value) <= MAX_REFERENCE_REPORTED else value[:MAX_REFERENCE_REPORTED] + "..."
-        findings.rejections.append(Rejection(reference=shown, reason=e.reason, source=source, field=field))
+        shown = value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + "..."
+        findings.reject(Rejection(reference=shown, reason=clip(e.reason), source=source, field=field))
         return None
 
 
-def containers(pod_spec: Any, path: str) -> Iterator[tuple[str, str, Any]]:
-    """`(container name, field path, image value)` for containers and initContainers."""
+def containers(pod_spec: Any, path: str, *, source: ObjectRef, findings: Findings) -> Iterator[tuple[str, str, Any]]:
+    """`(container name, field path, image value)` for containers and initContainers, at most
+    `MAX_CONTAINERS` of each (more is one rejection). Names in the path are clipped."""
     for key in ("initContainers", "containers"):
-        for i, container in enumerate(as_list(dig(pod_spec, key))):
+        listed = bounded(
+            dig(pod_spec, key), limit=MAX_CONTAINERS, source=source, field=f"{path}.{key}", findings=findings
+        )
+        for i, container in enumerate(listed):
             if not isinstance(container, Mapping):
                 continue
             name = as_str(container.get("name"))
-            where = f"{path}.{key}[{name or i}].image"
+            where = f"{path}.{key}[{clip(name, MAX_NAME_IN_FIELD) or i}].image"
             if "image" in container:
                 yield name, where, container.get("image")
 

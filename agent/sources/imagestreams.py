@@ -26,9 +26,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.model import Role, State, StreamTag, Usage
+from agent.model import ObjectRef, Role, State, StreamTag, Usage
 from agent.refs import ImageRef
-from agent.sources.common import Findings, annotations_of, as_list, as_str, dig, labels_of, object_ref, parse_image
+from agent.sources.common import (
+    MAX_NAME,
+    MAX_STREAM_TAGS,
+    Findings,
+    annotations_of,
+    as_str,
+    bounded,
+    clip,
+    dig,
+    labels_of,
+    object_ref,
+    parse_image,
+)
 
 KIND = "ImageStream"
 WORKBENCH_LABEL = "opendatahub.io/notebook-image"
@@ -39,23 +51,34 @@ RECOMMENDED = "opendatahub.io/workbench-image-recommended"
 OUTDATED = "opendatahub.io/image-tag-outdated"
 
 
+Claim = tuple[StreamTag, ImageRef]
+
+
 @dataclass
 class StreamFindings(Findings):
     """Usages plus the tables that tie other spellings to the resolved image.
 
-    `aliases` maps a spelling to every stream tag that claims it (with the namespace the
-    stream lives in) and the image that tag resolves to. Claims are kept apart rather than
-    overwritten, so the answer never depends on the order the streams were listed in.
+    `aliases` maps a spelling and the namespace of a stream claiming it to the winning
+    claim there: the smallest stream tag (stream name, tag) and the image it resolves to.
+    The winner is kept as findings merge, so a lookup is two dict reads however many tags
+    claim one spelling, and min() makes it independent of the order streams were listed in.
     """
 
-    aliases: dict[str, dict[StreamTag, ImageRef]] = field(default_factory=dict)
+    aliases: dict[str, dict[str, Claim]] = field(default_factory=dict)
     stream_tags: dict[StreamTag, ImageRef] = field(default_factory=dict)
+
+    def claim(self, spelling: str, stream_tag: StreamTag, image: ImageRef) -> None:
+        by_namespace = self.aliases.setdefault(spelling, {})
+        held = by_namespace.get(stream_tag.namespace)
+        if held is None or stream_tag <= held[0]:
+            by_namespace[stream_tag.namespace] = (stream_tag, image)
 
     def extend(self, other: Findings) -> None:
         super().extend(other)
         if isinstance(other, StreamFindings):
             for spelling, claims in other.aliases.items():
-                self.aliases.setdefault(spelling, {}).update(claims)
+                for stream_tag, image in claims.values():
+                    self.claim(spelling, stream_tag, image)
             self.stream_tags.update(other.stream_tags)
 
     def alias(self, spelling: str, *, namespace: str, applications_namespace: str) -> ImageRef | None:
@@ -73,9 +96,9 @@ class StreamFindings(Findings):
         if not claims:
             return None
         for scope in (namespace, applications_namespace):
-            owners = [claim for claim in claims if claim.namespace == scope]
-            if owners:
-                return claims[min(owners)]
+            held = claims.get(scope)
+            if held is not None:
+                return held[1]
         return None
 
 
@@ -89,15 +112,15 @@ def read_image_stream(obj: Mapping[str, Any], *, applications_namespace: str) ->
     internal_repo = as_str(dig(obj, "status", "dockerImageRepository"))
     public_repo = as_str(dig(obj, "status", "publicDockerImageRepository"))
 
-    spec_tags = {as_str(t.get("name")): t for t in as_list(dig(obj, "spec", "tags")) if isinstance(t, Mapping)}
-    status_tags = {as_str(t.get("tag")): t for t in as_list(dig(obj, "status", "tags")) if isinstance(t, Mapping)}
+    spec_tags = _tags(dig(obj, "spec", "tags"), "name", source=source, field="spec.tags", findings=out)
+    status_tags = _tags(dig(obj, "status", "tags"), "tag", source=source, field="status.tags", findings=out)
 
     for tag in sorted(set(spec_tags) | set(status_tags)):
         if not tag:
             continue
         spec_tag = spec_tags.get(tag, {})
-        items = as_list(status_tags.get(tag, {}).get("items"))
-        latest = items[0] if items and isinstance(items[0], Mapping) else {}
+        items = status_tags.get(tag, {}).get("items")
+        latest = items[0] if isinstance(items, list) and items and isinstance(items[0], Mapping) else {}
         from_ref = dig(spec_tag, "from", "name") if dig(spec_tag, "from", "kind") == "DockerImage" else None
         if latest.get("dockerImageReference"):
             field_path, value = f"status.tags[{tag}].items[0].dockerImageReference", latest["dockerImageReference"]
@@ -119,12 +142,18 @@ def read_image_stream(obj: Mapping[str, Any], *, applications_namespace: str) ->
             if spelling:
                 alias = parse_image(spelling, source=source, field=f"spec.tags[{tag}]", findings=out)
                 if alias is not None and alias != resolved:
-                    out.aliases.setdefault(str(alias), {})[stream_tag] = resolved
+                    out.claim(str(alias), stream_tag, resolved)
 
         if offered_to_all:
             state = _offer_state(hidden=hidden, tag_annotations=spec_tag.get("annotations"))
-            out.usages.append(Usage(resolved, source, f"spec.tags[{tag}]", role, state))
+            out.use(Usage(resolved, source, f"spec.tags[{tag}]", role, state))
     return out
+
+
+def _tags(value: Any, key: str, *, source: ObjectRef, field: str, findings: Findings) -> dict[str, Mapping[str, Any]]:
+    """Tag name (clipped: a clipped name matches no tag) -> entry, for the first tags."""
+    listed = bounded(value, limit=MAX_STREAM_TAGS, source=source, field=field, findings=findings)
+    return {clip(as_str(t.get(key)), MAX_NAME): t for t in listed if isinstance(t, Mapping)}
 
 
 def _offer_state(*, hidden: bool, tag_annotations: Any) -> State:

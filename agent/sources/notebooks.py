@@ -17,7 +17,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from agent.model import Role, State, StreamTag, Usage
-from agent.sources.common import Findings, annotations_of, as_str, containers, dig, object_ref, parse_image
+from agent.sources.common import (
+    MAX_NAME,
+    Findings,
+    annotations_of,
+    as_str,
+    clip,
+    containers,
+    dig,
+    object_ref,
+    parse_image,
+)
 
 KIND = "Notebook"
 STOPPED = "kubeflow-resource-stopped"
@@ -33,12 +43,13 @@ def read_notebook(obj: Mapping[str, Any]) -> Findings:
     stopped = bool(notes.get(STOPPED)) and notes.get(STOPPED) != STARTING_LOCK
     state = State.STOPPED if stopped else State.RUNNING
     selection = _stream_tag(notes)
-    for name, field_path, value in containers(dig(obj, "spec", "template", "spec"), "spec.template.spec"):
+    pod_spec = dig(obj, "spec", "template", "spec")
+    for name, field_path, value in containers(pod_spec, "spec.template.spec", source=source, findings=out):
         image = parse_image(value, source=source, field=field_path, findings=out)
         if image is None:
             continue
         workbench = name == source.name
-        out.usages.append(
+        out.use(
             Usage(
                 image,
                 source,
@@ -55,4 +66,6 @@ def _stream_tag(notes: Mapping[str, Any]) -> StreamTag | None:
     stream, sep, tag = as_str(notes.get(LAST_IMAGE_SELECTION)).partition(":")
     if not (sep and stream and tag):
         return None
-    return StreamTag(as_str(notes.get(IMAGE_NAMESPACE)), stream, tag)
+    # Clipped: a selection longer than any stream or tag name can only match nothing.
+    namespace = as_str(notes.get(IMAGE_NAMESPACE))
+    return StreamTag(clip(namespace, MAX_NAME), clip(stream, MAX_NAME), clip(tag, MAX_NAME))

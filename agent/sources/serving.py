@@ -28,9 +28,17 @@ from typing import Any
 from agent.model import ObjectRef, Role, State, Usage
 from agent.refs import ImageRef, is_modelcar_uri
 from agent.sources.common import (
+    MAX_CONTAINERS,
+    MAX_MODEL_FORMATS,
+    MAX_NAME,
+    MAX_PROTOCOLS,
+    MAX_STORAGE_URIS,
+    MAX_TEMPLATE_OBJECTS,
+    MAX_TEXT,
     Findings,
-    as_list,
     as_str,
+    bounded,
+    clip,
     containers,
     dig,
     is_ready,
@@ -98,6 +106,25 @@ class Runtime:
     multi_node: bool = False  # has a `workerSpec`
     protocols: tuple[str, ...] = ()  # `protocolVersions`; empty: any
     created: str = ""  # `metadata.creationTimestamp` (RFC 3339 UTC), "" when unknown
+    # Computed once from `formats` (resolution asks for them per predictor):
+    labels: frozenset[str] = field(init=False, repr=False, compare=False)  # see `supports`
+    priorities: Mapping[str, int | None] = field(init=False, repr=False, compare=False)  # see `priority_for`
+    # KServe's `GetProtocolVersionPriority`: lower ranks first; the lowest of its protocols.
+    protocol_rank: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        offered: set[str] = set()
+        priorities: dict[str, int | None] = {}
+        for f in self.formats:
+            if f.auto_select:
+                offered.add(model_label(f.name, None))
+                if f.version is not None:
+                    offered.add(model_label(f.name, f.version))
+            priorities.setdefault(f.name, f.priority)
+        object.__setattr__(self, "labels", frozenset(offered))
+        object.__setattr__(self, "priorities", priorities)
+        rank = min((PROTOCOL_RANK.get(p, UNKNOWN_PROTOCOL_RANK) for p in self.protocols), default=UNKNOWN_PROTOCOL_RANK)
+        object.__setattr__(self, "protocol_rank", rank)
 
     @property
     def cluster_scoped(self) -> bool:
@@ -112,28 +139,21 @@ class Runtime:
         runtime format of exactly that version, an unversioned model takes any version of
         the name, and names are compared case-sensitively.
         """
-        offered = set()
-        for f in self.formats:
-            if f.auto_select:
-                offered.add(f"mt:{f.name}")
-                if f.version is not None:
-                    offered.add(f"mt:{f.name}:{f.version}")
-        wanted = f"mt:{model_format}" if version is None else f"mt:{model_format}:{version}"
-        return wanted in offered
+        return model_label(model_format, version) in self.labels
 
     def priority_for(self, model_format: str) -> int | None:
         """KServe's `GetPriority`: the priority of the first format entry of that name,
         whatever its version or autoSelect."""
-        return next((f.priority for f in self.formats if f.name == model_format), None)
+        return self.priorities.get(model_format)
 
     def supports_protocol(self, protocol: str) -> bool:
         """KServe's `IsProtocolVersionSupported`."""
         return not protocol or not self.protocols or protocol in self.protocols
 
-    @property
-    def protocol_rank(self) -> int:
-        """KServe's `GetProtocolVersionPriority`: lower ranks first."""
-        return min((PROTOCOL_RANK.get(p, UNKNOWN_PROTOCOL_RANK) for p in self.protocols), default=UNKNOWN_PROTOCOL_RANK)
+
+def model_label(model_format: str, version: str | None) -> str:
+    """The label KServe matches a model format by: `mt:NAME`, or `mt:NAME:VERSION`."""
+    return f"mt:{model_format}" if version is None else f"mt:{model_format}:{version}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,11 +201,12 @@ def read_template(obj: Mapping[str, Any]) -> ServingFindings:
     """An OpenShift Template holding ServingRuntimes in `objects[]` (a runtime offered to all)."""
     out = ServingFindings()
     source = object_ref(TEMPLATE, obj)
-    for i, item in enumerate(as_list(obj.get("objects"))):
+    listed = bounded(obj.get("objects"), limit=MAX_TEMPLATE_OBJECTS, source=source, field="objects", findings=out)
+    for i, item in enumerate(listed):
         if isinstance(item, Mapping) and item.get("kind") == SERVING_RUNTIME:
             found = _runtime(item.get("spec"), source=source, path=f"objects[{i}].spec", offered=True)
-            out.usages.extend(found.usages)
-            out.rejections.extend(found.rejections)  # template runtimes are not addressable by name
+            found.runtimes.clear()  # template runtimes are not addressable by name
+            out.extend(found)
     return out
 
 
@@ -199,23 +220,37 @@ def _runtime(spec: Any, *, source: ObjectRef, path: str, offered: bool, created:
     main_field = f"{path}.containers[{MAIN_CONTAINER}].image"
     main_seen = False
     for pod_path, pod_spec in ((path, spec), (f"{path}.workerSpec", dig(spec, "workerSpec"))):
-        for name, field_path, value in containers(pod_spec, pod_path):
+        for name, field_path, value in containers(pod_spec, pod_path, source=source, findings=out):
             main = name == MAIN_CONTAINER and field_path == main_field and not main_seen
             main_seen = main_seen or main
             image = parse_image(value, source=source, field=field_path, findings=out)
             if image is not None:
                 images.append(RuntimeImage(name, field_path, image, main))
                 if offered:
-                    out.usages.append(Usage(image, source, field_path, Role.SERVING_RUNTIME, State.DEFINED))
+                    out.use(Usage(image, source, field_path, Role.SERVING_RUNTIME, State.DEFINED))
+    listed = bounded(
+        dig(spec, "supportedModelFormats"),
+        limit=MAX_MODEL_FORMATS,
+        source=source,
+        field=f"{path}.supportedModelFormats",
+        findings=out,
+    )
     formats = tuple(
         ModelFormat(
-            name=as_str(f.get("name")),
+            name=clip(as_str(f.get("name")), MAX_NAME),
             version=_optional_str(f.get("version")),
             auto_select=f.get("autoSelect") is True,
             priority=_optional_int(f.get("priority")),
         )
-        for f in as_list(dig(spec, "supportedModelFormats"))
+        for f in listed
         if isinstance(f, Mapping)
+    )
+    protocols = bounded(
+        dig(spec, "protocolVersions"),
+        limit=MAX_PROTOCOLS,
+        source=source,
+        field=f"{path}.protocolVersions",
+        findings=out,
     )
     out.runtimes.append(
         Runtime(
@@ -226,15 +261,21 @@ def _runtime(spec: Any, *, source: ObjectRef, path: str, offered: bool, created:
             formats,
             disabled=dig(spec, "disabled") is True,
             has_main_container=any(
-                isinstance(c, Mapping) and c.get("name") == MAIN_CONTAINER for c in as_list(dig(spec, "containers"))
+                isinstance(c, Mapping) and c.get("name") == MAIN_CONTAINER for c in _containers(spec)
             ),
             multi_model=dig(spec, "multiModel") is True,
             multi_node=isinstance(dig(spec, "workerSpec"), Mapping),
-            protocols=tuple(p for p in as_list(dig(spec, "protocolVersions")) if isinstance(p, str)),
+            protocols=tuple(clip(p, MAX_TEXT) for p in protocols if isinstance(p, str)),
             created=created,
         )
     )
     return out
+
+
+def _containers(spec: Any) -> list[Any]:
+    """`spec.containers` as far as `containers()` reads it (its excess is already reported)."""
+    value = dig(spec, "containers")
+    return value[:MAX_CONTAINERS] if isinstance(value, list) else []
 
 
 def _optional_int(value: Any) -> int | None:
@@ -242,7 +283,8 @@ def _optional_int(value: Any) -> int | None:
 
 
 def _optional_str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+    """A string, clipped (a clipped name matches nothing), or None when not a string."""
+    return clip(value, MAX_NAME) if isinstance(value, str) else None
 
 
 def read_inference_service(obj: Mapping[str, Any]) -> ServingFindings:
@@ -260,23 +302,24 @@ def read_inference_service(obj: Mapping[str, Any]) -> ServingFindings:
         out.model_servers.append(
             ModelServer(
                 source=source,
-                runtime=as_str(model.get("runtime")),
-                model_format=model_format,
+                runtime=clip(as_str(model.get("runtime")), MAX_NAME),
+                model_format=clip(model_format, MAX_NAME),
                 format_version=_optional_str(dig(model, "modelFormat", "version")),
-                runtime_version=as_str(model.get("runtimeVersion")),
+                runtime_version=clip(as_str(model.get("runtimeVersion")), MAX_NAME),
                 image_override=override,
                 ready=ready,
-                protocol=protocol if isinstance(protocol, str) else DEFAULT_PROTOCOL,
+                protocol=clip(protocol, MAX_TEXT) if isinstance(protocol, str) else DEFAULT_PROTOCOL,
                 multi_node=isinstance(dig(predictor, "workerSpec"), Mapping),
             )
         )
         _storage(model, path=path, source=source, state=state, out=out)
 
     for component in ("predictor", "transformer", "explainer"):
-        for _, field_path, value in containers(dig(obj, "spec", component), f"spec.{component}"):
+        pod_spec = dig(obj, "spec", component)
+        for _, field_path, value in containers(pod_spec, f"spec.{component}", source=source, findings=out):
             image = parse_image(value, source=source, field=field_path, findings=out)
             if image is not None:
-                out.usages.append(Usage(image, source, field_path, Role.CUSTOM_CONTAINER, state))
+                out.use(Usage(image, source, field_path, Role.CUSTOM_CONTAINER, state))
     return out
 
 
@@ -295,13 +338,16 @@ def _models(predictor: Any) -> list[tuple[str, Mapping[str, Any], str]]:
 
 def _storage(model: Mapping[str, Any], *, path: str, source: ObjectRef, state: State, out: Findings) -> None:
     uris: list[tuple[str, Any]] = [(f"{path}.storageUri", model.get("storageUri"))]
-    for i, item in enumerate(as_list(model.get("storageUris"))):
+    listed = bounded(
+        model.get("storageUris"), limit=MAX_STORAGE_URIS, source=source, field=f"{path}.storageUris", findings=out
+    )
+    for i, item in enumerate(listed):
         uris.append((f"{path}.storageUris[{i}]", item.get("uri") if isinstance(item, Mapping) else item))
     for field_path, uri in uris:
         if isinstance(uri, str) and is_modelcar_uri(uri):
             image = parse_image(uri, source=source, field=field_path, findings=out, modelcar=True)
             if image is not None:
-                out.usages.append(Usage(image, source, field_path, Role.MODELCAR, state))
+                out.use(Usage(image, source, field_path, Role.MODELCAR, state))
 
 
 def read_llm_inference_service(obj: Mapping[str, Any]) -> Findings:
@@ -315,7 +361,7 @@ def read_llm_inference_service(obj: Mapping[str, Any]) -> Findings:
     if isinstance(uri, str) and is_modelcar_uri(uri):
         image = parse_image(uri, source=source, field="spec.model.uri", findings=out, modelcar=True)
         if image is not None:
-            out.usages.append(Usage(image, source, "spec.model.uri", Role.MODELCAR, state))
+            out.use(Usage(image, source, "spec.model.uri", Role.MODELCAR, state))
     spec = dig(obj, "spec")
     for path, pod_spec in (
         ("spec.template", dig(spec, "template")),
@@ -323,8 +369,8 @@ def read_llm_inference_service(obj: Mapping[str, Any]) -> Findings:
         ("spec.prefill.template", dig(spec, "prefill", "template")),
         ("spec.prefill.worker", dig(spec, "prefill", "worker")),
     ):
-        for _, field_path, value in containers(pod_spec, path):
+        for _, field_path, value in containers(pod_spec, path, source=source, findings=out):
             image = parse_image(value, source=source, field=field_path, findings=out)
             if image is not None:
-                out.usages.append(Usage(image, source, field_path, Role.SERVING_RUNTIME, state))
+                out.use(Usage(image, source, field_path, Role.SERVING_RUNTIME, state))
     return out

@@ -138,6 +138,7 @@ def two_targets(**kw) -> CycleResult:
                   TargetOutcome(Target(namespace="b", name="p"), plan_for("b/p", selected=5)),
                   TargetOutcome(Target(namespace="c", name="p"), None, error="not a KubernetesImagePuller")),
         rejected=bad,
+        rejected_total=len(bad),
         **kw,
     )
 

@@ -87,7 +87,8 @@ def test_project_streams_earn_no_baseline_but_still_resolve_aliases():
     assert found.usages == []
     assert StreamTag("team-a", "pytorch", "2025.1") in found.stream_tags
     # the alias is claimed by the project stream, so it is scoped to its namespace
-    assert set(found.aliases["quay.io/modh/pytorch:2025.1"]) == {StreamTag("team-a", "pytorch", "2025.1")}
+    claims = found.aliases["quay.io/modh/pytorch:2025.1"]  # namespace -> (winning stream tag, image)
+    assert {ns: tag for ns, (tag, _) in claims.items()} == {"team-a": StreamTag("team-a", "pytorch", "2025.1")}
     inv = resolve(observation(streams=[stream("team-a")], notebooks=[
         notebook("mine", "team-a", image="quay.io/modh/pytorch:2025.1"),
         notebook("theirs", "team-b", image="quay.io/modh/pytorch:2025.1"),
