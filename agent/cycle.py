@@ -242,10 +242,15 @@ def _write(
 
 
 def _changes(plan: Plan) -> dict[str, list[str]]:
-    """The entries a write adds and removes, as `name=image`; one whose image changed is both."""
-    before = {e.text for e in plan.current.entries}
-    after = {e.text for e in plan.desired.entries}
-    return {"added": sorted(after - before), "removed": sorted(before - after)}
+    """The names of the entries a write adds and removes (one whose image changed is both);
+    the images are in the diff and the CR. Names are DNS labels, and at most `max_images`
+    are the agent's, so the log line stays short."""
+    before = {e.text: e.name or e.text for e in plan.current.entries}
+    after = {e.text: e.name or e.text for e in plan.desired.entries}
+    return {
+        "added": sorted(name for text, name in after.items() if text not in before),
+        "removed": sorted(name for text, name in before.items() if text not in after),
+    }
 
 
 def _plan(puller: PullerCR, settings: Settings, view: TargetUsages, observation: Observation, now: datetime) -> Plan:

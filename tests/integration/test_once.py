@@ -79,8 +79,8 @@ def test_once_writes_the_list_and_keeps_the_administrator_entry(agent, puller):
     assert summary["written"] == 1 and summary["listed"]["Notebook"] >= 6
     (updated,) = run.logged("puller updated")
     assert updated["removed"] == []  # the administrator's entry stays
-    assert sorted(updated["added"]) == sorted(line.rstrip(";") for line in images.splitlines()[1:] if line)
-    assert any(SKLEARN in entry for entry in updated["added"])
+    assert sorted(updated["added"]) == sorted(line.split("=")[0] for line in images.splitlines()[1:] if line)
+    assert {c["name"] for c in doc["candidates"] if c["image"] == SKLEARN} <= set(updated["added"])
     listed = {e["kind"]: e for e in run.logged("listed")}
     assert listed["Notebook"]["count"] == summary["listed"]["Notebook"] and listed["Notebook"]["seconds"] >= 0
     assert all(e["log_level"] == "debug" for e in listed.values())

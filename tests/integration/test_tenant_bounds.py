@@ -106,14 +106,14 @@ def test_a_deeply_nested_object_is_rejected_by_name_and_the_rest_of_its_kind_is_
 
     run = agent("once", target=puller.target)
     assert run.code == 0, (run.err, run.events)
-    doc = run.json()
-    assert doc["cycle"]["failed"] == {} and doc["written"] is True
+    doc, target = run.json(), run.target()
+    assert doc["cycle"]["failed"] == {} and target["written"] is True
     assert {"LLMInferenceService", "Node"} <= set(doc["cycle"]["listed"])
-    rejected = rejections_of(doc, namespace)
+    rejected = rejections_of(target, namespace)
     for key in (("LLMInferenceService", "deep"), ("LLMInferenceService", "deep-lora")):
         (r,) = rejected[key]
         assert r["reason"].startswith("is nested deeper than the ") and r["reason"].endswith(" levels the JSON reader allows")
-    images = {c["image"] for c in doc["candidates"]}
+    images = {c["image"] for c in target["candidates"]}
     assert {"quay.io/tenant/fine-a:1", "quay.io/tenant/fine-z:1"} <= images
     assert "quay.io/tenant/hidden:1" not in images and "quay.io/tenant/lora:1" not in images
     assert run.logged("reference rejected")  # the deep objects are named in the log too
@@ -177,7 +177,7 @@ def test_a_dozen_notebooks_of_1_4_mb_fit_in_the_memory_limit(cluster, puller, ap
     code, doc, peak, err = run_alone(cluster, puller.target)
     assert code == 0, err[-3000:]
     assert doc["cycle"]["failed"] == {}
-    wide = {c["image"]: c for c in doc["candidates"]}["quay.io/tenant/wide:1"]
+    wide = {c["image"]: c for c in doc["targets"][0]["candidates"]}["quay.io/tenant/wide:1"]
     assert len(wide["sources"]) == 12
     assert peak < memory_limit(), f"peak RSS {peak / MiB:.0f} MiB"
 
@@ -198,11 +198,12 @@ def test_notebooks_naming_tens_of_thousands_of_images_fit_in_the_memory_limit(
     code, doc, peak, err = run_alone(cluster, puller.target)
     assert code == 0, err[-3000:]
     assert peak < memory_limit(), f"peak RSS {peak / MiB:.0f} MiB"
-    rejected = rejections_of(doc, namespace)
+    (target,) = doc["targets"]
+    rejected = rejections_of(target, namespace)
     for n in range(count):
         excess = [r for r in rejected[("Notebook", f"many-{n}")] if r["field"] == "spec.template.spec.containers"]
         assert [r["reason"] for r in excess] == [f"has {per:,} entries; only the first {MAX_CONTAINERS} are read"]
-    mine = [c for c in doc["candidates"] if any(s["namespace"] == namespace for s in c["sources"])]
+    mine = [c for c in target["candidates"] if any(s["namespace"] == namespace for s in c["sources"])]
     assert len(mine) == (count * MAX_CONTAINERS if shape == "valid" else 0)
     logged = [line for line in err.splitlines() if '"reference rejected"' in line]
     assert len(logged) <= 20
@@ -229,5 +230,5 @@ def test_hundreds_of_unresolvable_services_with_huge_names_log_a_few_short_lines
     for event in run.events:
         for key, value in event.items():
             assert len(str(value)) <= 4 * MAX_TEXT or key == "listed", (event["event"], key, len(str(value)))
-    mine = [p for p in run.json()["problems"] if f"{namespace}/orphan-" in p]
+    mine = [p for p in run.target()["problems"] if f"{namespace}/orphan-" in p]
     assert len(mine) == 40 and max(len(p) for p in mine) < 4 * MAX_TEXT
