@@ -1,55 +1,80 @@
 # syntax=docker/dockerfile:1
-# prepull-agent on Red Hat UBI 9 with Python 3.11.
+# prepull-agent on Red Hat UBI 9 with Python 3.11: built from hash-locked requirements,
+# run from a minimal image.
 #
-#   docker build -t prepull-agent:0.1.0 .      (or: podman build ...; needs BuildKit/buildah
-#                                               for RUN --mount)
-#   docker run --rm prepull-agent:0.1.0 once --help
+#   podman build -t prepull-agent:0.1.0 .       (or docker build; BuildKit or buildah)
+#   podman run --rm prepull-agent:0.1.0 --version
+#
+# Reproducible: both base images are pinned to a dated tag (pin their digests too in your
+# pipeline: `skopeo inspect docker://IMAGE:TAG`), every Python package is installed from
+# requirements.lock / requirements-build.lock with --require-hashes (regenerate both with
+# `make lock` after changing pyproject.toml), and only wheels are installed.
 #
 # Runs as UID 1001 in group 0, and under any UID OpenShift assigns (restricted-v2): the
 # application is read-only, owned by root:0 and readable by group 0 and others; nothing in
-# the image needs to be written at run time (mount an emptyDir at /tmp for temp files).
+# the image is written at run time (mount an emptyDir at /tmp for temporary files).
 
-# Both stages use the same base image (the venv links to its /usr/bin/python3.11); for
-# reproducible builds pin both to the same digest: ubi9/python-311:1@sha256:...
+# ---- builder: a venv with the locked dependencies and the agent's wheel ----------------
+# The same RHEL minor (9.6) as the runtime image, so /usr/bin/python3.11, which the venv
+# links to, is the same interpreter in both.
+FROM registry.access.redhat.com/ubi9/python-311:9.6-1755074620 AS builder
 
-# ---- builder: the project's wheel and the wheels of all its dependencies -----------------
-FROM registry.access.redhat.com/ubi9/python-311:1 AS builder
-# The base image's user 1001 owns /opt/app-root: build there, not as root.
-WORKDIR /opt/app-root/src
+USER 0
+WORKDIR /build
+COPY requirements.lock requirements-build.lock ./
+# Build tools in a venv of their own (never shipped); the runtime venv gets only the locked
+# dependencies, as wheels, each checked against its hash.
+RUN /usr/bin/python3.11 -m venv /opt/build-tools \
+    && /opt/build-tools/bin/pip install --no-cache-dir --disable-pip-version-check --require-hashes \
+         --only-binary=:all: -r requirements-build.lock \
+    && /usr/bin/python3.11 -m venv /opt/prepull-agent \
+    && /opt/prepull-agent/bin/pip install --no-cache-dir --disable-pip-version-check --require-hashes \
+         --only-binary=:all: --no-deps -r requirements.lock
+
 # Only what the wheel is built from (see .dockerignore).
-COPY --chown=1001:0 . .
-RUN /usr/bin/python3.11 -m pip wheel --no-cache-dir --disable-pip-version-check --wheel-dir /opt/app-root/dist .
+COPY pyproject.toml README.md LICENSE ./
+COPY agent ./agent
+# The agent itself: no dependencies left to resolve (--no-deps), nothing fetched (--no-index).
+RUN /opt/build-tools/bin/pip wheel --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation \
+         --wheel-dir /build/dist . \
+    && /opt/prepull-agent/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps --no-index \
+         /build/dist/prepull_agent-*.whl \
+    && /opt/prepull-agent/bin/pip uninstall --yes --disable-pip-version-check pip setuptools \
+    && /opt/prepull-agent/bin/python -m compileall -q /opt/prepull-agent \
+    && chown -R 0:0 /opt/prepull-agent \
+    && chmod -R g=u-w,o=u-w /opt/prepull-agent \
+    && /opt/prepull-agent/bin/prepull-agent --version
+USER 1001
 
-# ---- runtime: a venv with those wheels, nothing else --------------------------------------
-FROM registry.access.redhat.com/ubi9/python-311:1
+# ---- runtime: UBI minimal, Python 3.11 and the venv; no compiler, no pip, no shell tools ----
+FROM registry.access.redhat.com/ubi9/ubi-minimal:9.6-1755695350
 
 LABEL name="prepull-agent" \
+      version="0.1.0" \
       summary="Keeps the Kubernetes Image Puller's list current with the images OpenShift AI users start" \
       description="Keeps the Kubernetes Image Puller's list current with the images OpenShift AI users start" \
+      license="Apache-2.0" \
       io.k8s.display-name="prepull-agent" \
       io.openshift.tags="openshift-ai,image-puller"
 
-ENV VIRTUAL_ENV=/opt/prepull-agent \
-    PATH=/opt/prepull-agent/bin:$PATH \
+# python3.11 from the RHEL 9.6 repositories of the pinned base image (the builder's
+# interpreter); no weak dependencies, no documentation, no package cache left behind.
+# Not pinned to an RPM version (DL3041): RHEL errata replace it within the minor release,
+# and a pin would break the build at the next one; the pinned base image fixes the minor.
+# hadolint ignore=DL3041
+RUN microdnf install -y --nodocs --setopt=install_weak_deps=0 python3.11 \
+    && microdnf clean all \
+    && rm -rf /var/cache/yum /var/lib/dnf/history*
+
+COPY --from=builder /opt/prepull-agent /opt/prepull-agent
+COPY LICENSE /licenses/LICENSE
+
+ENV PATH=/opt/prepull-agent/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 
-USER 0
-# Install offline from the builder's wheels (bind-mounted: they leave no layer behind;
-# pip byte-compiles them now, so nothing is written at run time), drop pip and setuptools
-# (not needed at run time), make it root-owned and read-only for group 0 (OpenShift's
-# arbitrary UID is in group 0) and others, leave no caches, and check the entry point.
-RUN --mount=type=bind,from=builder,source=/opt/app-root/dist,target=/dist \
-    /usr/bin/python3.11 -m venv "$VIRTUAL_ENV" \
-    && "$VIRTUAL_ENV/bin/pip" install --no-cache-dir --disable-pip-version-check --no-index --find-links=/dist prepull-agent \
-    && "$VIRTUAL_ENV/bin/pip" uninstall --yes pip setuptools \
-    && chown -R 0:0 "$VIRTUAL_ENV" \
-    && chmod -R g=u-w,o=u-w "$VIRTUAL_ENV" \
-    && rm -rf /root/.cache /opt/app-root/src/.cache /tmp/* \
-    && prepull-agent --help > /dev/null
-
 USER 1001
-WORKDIR /opt/app-root/src
+WORKDIR /tmp
 EXPOSE 8080
 
 ENTRYPOINT ["prepull-agent"]

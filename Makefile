@@ -9,7 +9,7 @@ CLUSTER := hack/local-cluster.sh
 CLUSTER_DIR ?= .cluster
 PYTEST_ARGS ?=
 
-.PHONY: venv binaries cluster-up cluster-down cluster-status test lint demo clean
+.PHONY: venv binaries cluster-up cluster-down cluster-status test lint demo lock clean
 
 venv: $(VENV)/.installed
 
@@ -55,7 +55,7 @@ demo: venv cluster-up
 	    -o jsonpath='{.spec.images}{"\n"}owned by the agent: {.metadata.annotations.prepull-agent\.io/owned-entries}{"\n"}'; \
 	done
 	@printf '\n=== a second run changes nothing ===\n'
-	$(AGENT) once --output json $(ON_LOCAL) 2>/dev/null | $(VENV)/bin/python -c 'import json,sys; d=json.load(sys.stdin); print("changed:", d["changed"], "written:", d["written"])'
+	$(AGENT) once --output json $(ON_LOCAL) 2>/dev/null | $(VENV)/bin/python -c 'import json,sys; d=json.load(sys.stdin); [print(t["target"]["name"], "changed:", t["changed"], "written:", t["written"]) for t in d["targets"]]'
 	@echo "The cluster keeps running: KUBECONFIG=$(CLUSTER_DIR)/kubeconfig; make cluster-down stops it."
 
 # Type checks, lint and the import contracts of the package (part of `make test`).
@@ -63,6 +63,14 @@ lint: venv
 	$(VENV)/bin/mypy
 	$(VENV)/bin/ruff check agent
 	$(VENV)/bin/lint-imports
+
+# The image's hash-locked requirements (Dockerfile), from pyproject.toml's dependencies and
+# build requirements; run after changing either. Needs pip-tools (pip install pip-tools).
+lock:
+	pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links \
+	  --output-file requirements.lock pyproject.toml
+	pip-compile --quiet --generate-hashes --allow-unsafe --no-emit-index-url --no-emit-find-links \
+	  --output-file requirements-build.lock requirements-build.in
 
 clean: cluster-down
 	rm -rf $(VENV) .pytest_cache .hypothesis .import_linter_cache build dist *.egg-info

@@ -40,8 +40,9 @@ def read_target(kube: Kube, target: Target, *, dry_run: bool = False) -> PullerC
         if not target.create:
             raise TargetMissing(
                 f"KubernetesImagePuller {target.namespace}/{target.name} does not exist: create it "
-                "(see the Kubernetes Image Puller operator), point --target at the right one, "
-                "or set create: true on the target in the configuration"
+                "(see the Kubernetes Image Puller operator) or point --target at the right one; "
+                "create: true on the target makes the agent create it, but that needs the create verb on "
+                f"kubernetesimagepullers in {target.namespace}, which the shipped RBAC does not grant"
             ) from None
         obj = kube.create(kinds.IMAGE_PULLER.path(namespace=target.namespace), _new_puller(target))
     return read_puller(obj)

@@ -98,12 +98,13 @@ def run_cycle(
 ) -> CycleResult:
     """Run one cycle.
 
-    Raises only while the targets are first read, before anything is written: `KubeError`
-    (API server unreachable, credentials refused, access denied...) or `TargetMissing`
-    (`once` maps them to its exit codes). Listing failures are recorded in the result; a
-    CR that cannot be read as a KubernetesImagePuller, and every failure after the first
-    read (a write refused, two conflicts, a re-read that fails, `may_write` saying no), is
-    that target's `TargetOutcome.error`.
+    Raises only before anything is written: `Unauthorized` while listing (the credentials
+    were refused), or while the targets are first read: `KubeError` (API server
+    unreachable, credentials refused, access denied...) or `TargetMissing` (`once` maps
+    them to its exit codes). Listing failures are recorded in the result; a CR that cannot
+    be read as a KubernetesImagePuller, and every failure after the first read (a write
+    refused, two conflicts, a re-read that fails, `may_write` saying no), is that target's
+    `TargetOutcome.error`.
     """
     started = clock()
     requests_before = kube.requests
@@ -204,6 +205,8 @@ def _write(
     may_write: Callable[[], bool],
 ) -> TargetOutcome:
     """Write `plan` once; after a conflict, re-read the CR, `replan` and write once more."""
+    if dry_run and plan.changed:
+        log.info("dry run: would write the puller", target=str(target), **_changes(plan))
     if dry_run or not plan.changed:
         return TargetOutcome(target, plan)
     for attempt in (1, 2):
@@ -228,11 +231,26 @@ def _write(
             log.error("writing the puller failed", target=str(target), reason=str(e))
             return TargetOutcome(target, plan, error=f"write failed: {e}")
         else:
-            log.info("puller updated", target=str(target), entries=len(plan.desired.entries), attempt=attempt)
+            log.info(
+                "puller updated", target=str(target), entries=len(plan.desired.entries), attempt=attempt,
+                **_changes(plan),
+            )
             return TargetOutcome(target, plan, written=True)
     reason = "the CR kept changing while the agent wrote it (409 twice); trying again next cycle"
     log.warning("writing the puller gave up for this cycle", target=str(target), reason=reason)
     return TargetOutcome(target, plan, error=reason)
+
+
+def _changes(plan: Plan) -> dict[str, list[str]]:
+    """The names of the entries a write adds and removes (one whose image changed is both);
+    the images are in the diff and the CR. Names are DNS labels, and at most `max_images`
+    are the agent's, so the log line stays short."""
+    before = {e.text: e.name or e.text for e in plan.current.entries}
+    after = {e.text: e.name or e.text for e in plan.desired.entries}
+    return {
+        "added": sorted(name for text, name in after.items() if text not in before),
+        "removed": sorted(name for text, name in before.items() if text not in after),
+    }
 
 
 def _plan(puller: PullerCR, settings: Settings, view: TargetUsages, observation: Observation, now: datetime) -> Plan:

@@ -15,8 +15,13 @@
 - SIGTERM/SIGINT stop the scheduler and wait for the running cycle while the lease is
   still renewed; only then is the lease released (a successor takes over at once, and
   never while this replica may still write), and the process exits 0.
-- One HTTP port serves `/healthz` (process and scheduler alive), `/readyz` (the API server
-  answers and recent cycles are not failing) and `/metrics` (Prometheus).
+- One HTTP port serves `/healthz` (process and scheduler alive), `/readyz` (serving: up
+  and not stopping; a failing cycle does not make a replica unready, or a cluster-wide
+  problem would make both unready and block node drains), `/metrics` (Prometheus, see
+  `agent.metrics`: cycle health is there, and alerted on) and `/plan` (the last cycle's
+  JSON document, as `once --output json` prints it; the leader's only).
+- A port already in use, or leader election without a namespace, stops `serve` at start
+  with `ServeError` (exit 2) and one line that says what to fix.
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ import signal
 import socket
 import sys
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,55 +40,30 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from agent import logs
 from agent.cycle import CycleResult, run_cycle
+from agent.exits import Exit
 from agent.kube.client import Kube
 from agent.leader import LeaderElector, LeaseConfig
+from agent.metrics import FAILURE, Metrics
 from agent.settings import Settings
 
 log = structlog.get_logger("prepull_agent.serve")
 
-EXIT_OK = 0
-EXIT_TOO_MANY_FAILURES = 6
-EXIT_LEADERSHIP_LOST = 7
+EXIT_OK = Exit.OK
+EXIT_TOO_MANY_FAILURES = Exit.SERVE_FAILURES
+EXIT_LEADERSHIP_LOST = Exit.LEADERSHIP_LOST
 JOB_ID = "cycle"
 
 
-class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
-        self.duration = Histogram(
-            "prepull_agent_cycle_duration_seconds",
-            "Duration of a cycle",
-            registry=r,
-            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
-        )
-        self.cycles = Counter("prepull_agent_cycles", "Cycles run, by result", ["result"], registry=r)
-        self.candidates = Gauge("prepull_agent_candidates", "Images considered in the last cycle", registry=r)
-        self.selected = Gauge("prepull_agent_selected", "Images selected in the last cycle", registry=r)
-        self.rejected = Gauge("prepull_agent_rejected", "References rejected in the last cycle", registry=r)
-        self.writes = Counter("prepull_agent_writes", "Changes written to a KubernetesImagePuller", registry=r)
-        self.last_success = Gauge(
-            "prepull_agent_last_success_timestamp_seconds", "Unix time of the last successful cycle", registry=r
-        )
-        self.leader = Gauge("prepull_agent_leader", "1 when this replica holds the lease", registry=r)
-        self.failed_sources = Gauge(
-            "prepull_agent_failed_sources", "Kinds that could not be listed in the last cycle", registry=r
-        )
+class ServeError(Exception):
+    """`serve` cannot start; the message says what to fix, `code` is the exit code."""
 
-    def record(self, result: CycleResult) -> None:
-        plans = [o.plan for o in result.outcomes if o.plan is not None]
-        self.duration.observe(result.duration_seconds)
-        self.cycles.labels(result="success" if result.ok else "failure").inc()
-        self.candidates.set(sum(len(p.candidates) for p in plans))
-        self.selected.set(sum(len(p.selected) for p in plans))
-        self.rejected.set(result.rejected_total)
-        self.writes.inc(result.written)
-        self.failed_sources.set(len(result.failed))
-        if result.ok:
-            self.last_success.set(time.time())
+    def __init__(self, message: str, *, code: int = Exit.USAGE) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def _exit_process(code: int) -> None:
@@ -113,11 +92,12 @@ class Agent:
         self.settings = settings
         self.kube = kube
         self.dry_run = dry_run
-        self.metrics = Metrics()
+        self.metrics = Metrics(targets=[str(t) for t in settings.targets])
         self.stop = threading.Event()
-        self.exit_code = EXIT_OK
+        self.exit_code: int = EXIT_OK
         self.consecutive_failures = 0
         self.last_cycle_ok: bool | None = None
+        self.last_result: CycleResult | None = None
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self.elector: LeaderElector | None = None
         self._cycle = cycle
@@ -144,16 +124,18 @@ class Agent:
         if not self.may_write() or self.stop.is_set():
             return
         with self._lock:
+            logs.new_cycle()
             try:
                 result = self._cycle(self.kube, self.settings, dry_run=self.dry_run, may_write=self.may_write)
-                ok = result.ok
-                self.metrics.record(result)
+                ok = self.metrics.record(result) != FAILURE
+                self.last_result = result
             except Exception as e:  # noqa: BLE001 - a failed cycle must not end the loop
                 ok = False
-                self.metrics.cycles.labels(result="failure").inc()
-                log.error("cycle failed", reason=str(e), error=type(e).__name__)
+                self.metrics.record_crash()
+                log.error("cycle failed", reason=_reason(e), error=type(e).__name__)
             self.last_cycle_ok = ok
             self.consecutive_failures = 0 if ok else self.consecutive_failures + 1
+            self.metrics.consecutive_failures.set(self.consecutive_failures)
             if self.consecutive_failures >= self.settings.serve.max_consecutive_failures:
                 log.error("too many failed cycles in a row, exiting", failures=self.consecutive_failures)
                 self.exit(EXIT_TOO_MANY_FAILURES)
@@ -194,11 +176,24 @@ class Agent:
         return self.scheduler.running and not self.stop.is_set()
 
     def ready(self) -> tuple[bool, str]:
+        """Ready while serving: up and not stopping. Cycle health is reported in the text and
+        in the metrics, never by going unready (see the module docstring)."""
+        if self.stop.is_set():
+            return False, "stopping"
+        role = "leader" if self.is_leader else "standby"
         if self.elector is not None and not self.elector.api_reachable:
-            return False, "the API server does not answer"
+            return True, f"{role}; the API server does not answer the leader election"
         if self.consecutive_failures:
-            return False, f"{self.consecutive_failures} failed cycle(s) in a row"
-        return True, "leader" if self.is_leader else "standby"
+            return True, f"{role}; {self.consecutive_failures} failed cycle(s) in a row (see the log and metrics)"
+        return True, role
+
+    def plan_document(self) -> bytes | None:
+        """The last cycle's JSON document, or None before the first (and on a standby)."""
+        if self.last_result is None:
+            return None
+        from agent.report import as_json
+
+        return as_json(self.last_result, dry_run=self.dry_run).encode()
 
     def run(self, trigger: Any, *, server: ThreadingHTTPServer | None = None) -> int:
         """Cycle on `trigger` (and serve HTTP) until `stop` is set; return the exit code.
@@ -265,23 +260,24 @@ def lease_connection(settings: Settings, connect_lease_kube: Callable[[float], K
 def serve(
     settings: Settings,
     *,
-    connect_kube: Callable[[], Kube],
+    kube: Kube,
     connect_lease_kube: Callable[[float], Kube],
     dry_run: bool = False,
 ) -> int:
-    """`connect_kube()`: a connection for cycles; `connect_lease_kube(timeout)`: one for the
-    Lease, with that timeout and no retries (see `lease_connection`)."""
-    agent = Agent(settings, kube=connect_kube(), dry_run=dry_run)
+    """`kube`: the connection for cycles; `connect_lease_kube(timeout)`: one for the Lease,
+    with that timeout and no retries (see `lease_connection`). Raises `ServeError` when it
+    cannot start."""
+    agent = Agent(settings, kube=kube, dry_run=dry_run)
     trigger = _trigger(settings)
     election = settings.serve.leader_election
+    namespace = election.lease_namespace or os.environ.get("POD_NAMESPACE", "")
+    if election.enabled and not namespace:
+        raise ServeError(
+            "leader election needs a namespace: set POD_NAMESPACE (the downward API) or "
+            "serve.leader_election.lease_namespace, or disable leader election"
+        )
+    server = _health_server(agent, settings.serve.port)
     if election.enabled:
-        namespace = election.lease_namespace or os.environ.get("POD_NAMESPACE", "")
-        if not namespace:
-            log.error(
-                "leader election needs a namespace: set POD_NAMESPACE (the downward API) or "
-                "serve.leader_election.lease_namespace, or disable leader election"
-            )
-            return 2
         agent.elect(
             lease_connection(settings, connect_lease_kube),
             LeaseConfig(
@@ -296,7 +292,6 @@ def serve(
     else:
         agent.metrics.leader.set(1)
 
-    server = _health_server(agent, settings.serve.port)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: agent.exit(EXIT_OK))
 
@@ -320,7 +315,22 @@ def _identity() -> str:
     return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
 
 
+def _reason(e: Exception) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
 def _health_server(agent: Agent, port: int) -> ThreadingHTTPServer:
+    """Bind the port now, so a busy one stops `serve` before anything else starts."""
+    try:
+        return ThreadingHTTPServer(("0.0.0.0", port), _handler(agent))  # noqa: S104 - probes come from the kubelet
+    except OSError as e:
+        raise ServeError(
+            f"cannot serve health and metrics on port {port}: {e.strerror or e}; stop what uses it or set "
+            "serve.port (PREPULL_SERVE__PORT) to a free port"
+        ) from e
+
+
+def _handler(agent: Agent) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
             if self.path == "/healthz":
@@ -331,6 +341,13 @@ def _health_server(agent: Agent, port: int) -> ThreadingHTTPServer:
                 self._send(200 if ok else 503, f"{why}\n".encode())
             elif self.path == "/metrics":
                 self._send(200, generate_latest(agent.metrics.registry), CONTENT_TYPE_LATEST)
+            elif self.path == "/plan":
+                plan = agent.plan_document()
+                if plan is None:
+                    why = "standby: the leader serves the plan" if not agent.is_leader else "no cycle has finished yet"
+                    self._send(503, f"{why}\n".encode())
+                else:
+                    self._send(200, plan, "application/json")
             else:
                 self._send(404, b"not found\n")
 
@@ -344,4 +361,4 @@ def _health_server(agent: Agent, port: int) -> ThreadingHTTPServer:
         def log_message(self, *args: Any) -> None:  # probes every few seconds: keep logs quiet
             pass
 
-    return ThreadingHTTPServer(("0.0.0.0", port), Handler)  # noqa: S104 - probes come from the kubelet
+    return Handler

@@ -11,11 +11,15 @@ How a source ends is recorded, because the planner's safety rule depends on it:
 - `missing[kind]`: the kind is not served (CRD not installed): skipped with one warning;
 - `failed[kind]`: any other failure (denied, server error, timeout): this cycle's view of
   that kind is partial, so nothing the agent manages may be dropped.
+
+A 401 is not a source's failure but the credentials': `Unauthorized` propagates at once,
+so the cycle ends with one message ("log in again") instead of a warning per kind.
 """
 
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -131,6 +135,8 @@ def _applications_namespace(kube: Kube, settings: Settings, observation: Observa
         items = kube.get(kind.path()).get("items")
     except NotFound:
         return DEFAULT_APPLICATIONS_NAMESPACE
+    except Unauthorized:
+        raise
     except KubeError as e:
         _fail(observation, kind.kind, e)
         if isinstance(e, Unreachable):
@@ -153,6 +159,7 @@ def _collect(kube: Kube, source: Source, observation: Observation, *, page_size:
     kind = source.kind.kind
     namespace = observation.applications_namespace if source.in_applications_namespace else ""
     path = source.kind.path(namespace=namespace)
+    started = time.monotonic()
     for attempt in (1, 2):
         scratch = Observation(applications_namespace=observation.applications_namespace)
         # An object matching two label selectors counts once; one list cannot repeat one.
@@ -180,11 +187,14 @@ def _collect(kube: Kube, source: Source, observation: Observation, *, page_size:
             _fail(observation, kind, e)
             observation.unreachable = _reason(e)
             return
+        except Unauthorized:
+            raise
         except KubeError as e:
             _fail(observation, kind, e)
             return
         _merge(observation, scratch)
         observation.listed[kind] = count
+        log.debug("listed", kind=kind, count=count, seconds=round(time.monotonic() - started, 3))
         return
 
 
@@ -227,7 +237,7 @@ def _served(kube: Kube, kind: kinds.Kind) -> bool:
 
 def _fail(observation: Observation, kind: str, error: KubeError) -> None:
     observation.failed[kind] = _reason(error)
-    hint = " (check the agent's RBAC)" if isinstance(error, Forbidden | Unauthorized) else ""
+    hint = " (check the agent's RBAC)" if isinstance(error, Forbidden) else ""
     log.warning(f"listing failed, managed images are kept this cycle{hint}", kind=kind, reason=_reason(error))
 
 

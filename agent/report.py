@@ -1,4 +1,11 @@
-"""What `once` prints: the ranked table with the diff of `spec.images`, or one JSON document.
+"""What `once` prints (and `serve` serves at `/plan`): the ranked table with the diff of
+`spec.images`, the same in full (`wide`), or one JSON document.
+
+- `table` fits the terminal (120 columns when standard output is not one): references are
+  shortened in the middle, keeping the registry and the end of the tag or digest, and long
+  decisions are cut. `wide` shortens nothing and adds the entry names and the roles.
+- The JSON document has one shape whatever the number of targets: `apiVersion`, `kind`,
+  `dry_run`, `cycle`, `coverage` and a `targets` list (the README documents every field).
 
 Pure formatting of a `CycleResult`; nothing here decides anything.
 """
@@ -7,6 +14,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import shutil
+import sys
 from typing import Any
 
 import yaml
@@ -16,35 +25,67 @@ from agent.plan import Candidate, Plan
 from agent.pools import Gap, Pool
 from agent.puller import render_images
 
+API_VERSION = "prepull-agent.io/v1"
+KIND = "CycleReport"
 MAX_REJECTIONS_SHOWN = 20
+DEFAULT_WIDTH = 120
+IMAGE_MIN_WIDTH = 40
+DECISION_MIN_WIDTH = 30
+DIGEST_END = 12  # hex digits of a digest kept at the end of a shortened reference
+SEPARATOR = "  "
+
+
+def render(result: CycleResult, *, output: str, dry_run: bool, width: int | None = None) -> str:
+    """`output`: table, wide or json. `width`: the table's (default: the terminal's)."""
+    if output == "json":
+        return as_json(result, dry_run=dry_run) + "\n"
+    if output == "wide":
+        return as_table(result, dry_run=dry_run, width=None)
+    return as_table(result, dry_run=dry_run, width=width or terminal_width())
+
+
+def terminal_width() -> int:
+    if not sys.stdout.isatty():
+        return DEFAULT_WIDTH
+    return shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+
+
+# ---------------------------------------------------------------------------------------
+# JSON
 
 
 def as_json(result: CycleResult, *, dry_run: bool) -> str:
-    """One document for one target, or `{"targets": [...]}` for several."""
-    docs = [_target_doc(o, result, dry_run=dry_run) for o in result.outcomes]
-    doc: dict[str, Any] = docs[0] if len(docs) == 1 else {"targets": docs}
-    doc["coverage"] = {
-        "uncovered": _gap_docs(result),
-        "nowhere": {str(i): why for i, why in (result.placing.nowhere if result.placing else {}).items()},
-    }
-    doc["cycle"] = {
-        "listed": result.listed,
-        "missing": result.missing,
-        "failed": result.failed,
-        "requests": result.requests,
-        "duration_seconds": result.duration_seconds,
+    """One document: `{"apiVersion", "kind", "dry_run", "cycle", "coverage", "targets": [...]}`."""
+    doc: dict[str, Any] = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "dry_run": dry_run,
+        "cycle": {
+            "listed": result.listed,
+            "missing": result.missing,
+            "failed": result.failed,
+            "requests": result.requests,
+            "duration_seconds": result.duration_seconds,
+        },
+        "coverage": {
+            "uncovered": _gap_docs(result),
+            "nowhere": {str(i): why for i, why in (result.placing.nowhere if result.placing else {}).items()},
+        },
+        "targets": [_target_doc(o, result) for o in result.outcomes],
     }
     return json.dumps(doc, indent=2, sort_keys=False)
 
 
-def _target_doc(outcome: TargetOutcome, result: CycleResult, *, dry_run: bool) -> dict[str, Any]:
+def _target_doc(outcome: TargetOutcome, result: CycleResult) -> dict[str, Any]:
     plan = outcome.plan
     target = {"namespace": outcome.target.namespace, "name": outcome.target.name}
-    if plan is None:
-        return {"target": target, "dry_run": dry_run, "changed": False, "written": False, "error": outcome.error}
+    if plan is None:  # the CR could not be read: the same keys, nothing planned
+        return {"target": target, "pool": None, "generated_at": None, "budget_bytes": None, "budget_used_bytes": 0,
+                "candidates": [], "rejected": [], "problems": [], "warnings": [], "failed_sources": {},
+                "images_before": None, "images_after": None, "owned_after": {}, "changed": False, "written": False,
+                "error": outcome.error}
     return {
         "target": target,
-        "dry_run": dry_run,
         "pool": _pool_doc(outcome.pool),
         "generated_at": plan.generated_at.isoformat(),
         "budget_bytes": plan.budget_bytes,
@@ -113,25 +154,35 @@ def _candidate_doc(c: Candidate) -> dict[str, Any]:
     }
 
 
-def as_table(result: CycleResult, *, dry_run: bool) -> str:
-    parts = [_target_table(o, dry_run=dry_run) for o in result.outcomes]
-    return "\n\n".join(parts + _findings(result)) + "\n"
+# ---------------------------------------------------------------------------------------
+# Table
 
 
-def _findings(result: CycleResult) -> list[str]:
+def as_table(result: CycleResult, *, dry_run: bool, width: int | None = DEFAULT_WIDTH) -> str:
+    """`width` None: nothing shortened (`wide`)."""
+    parts = [_target_table(o, dry_run=dry_run, width=width) for o in result.outcomes]
+    if result.missing:
+        parts.append(f"Not served (CRD not installed), skipped: {', '.join(sorted(result.missing))}.")
+    return "\n\n".join(parts + _findings(result, width=width)) + "\n"
+
+
+def _findings(result: CycleResult, *, width: int | None) -> list[str]:
     """What the cycle refused or could not resolve, once for all targets."""
     lines: list[str] = []
     if result.rejected:
+        shown = result.rejected if width is None else result.rejected[:MAX_REJECTIONS_SHOWN]
         lines += [f"Rejected references ({result.rejected_total}):"]
-        for r in result.rejected[:MAX_REJECTIONS_SHOWN]:
-            lines.append(f"  {r.source} {r.field}: {r.reference!r} {r.reason}")
-        if result.rejected_total > MAX_REJECTIONS_SHOWN:
-            lines.append(f"  ... and {result.rejected_total - MAX_REJECTIONS_SHOWN} more (see --output json)")
+        lines += [_cut(f"  {r.source} {r.field}: {r.reference!r} {r.reason}", width) for r in shown]
+        if result.rejected_total > len(shown):
+            more = "see --output json" if width is None else "see --output wide or json"
+            lines.append(f"  ... and {result.rejected_total - len(shown)} more ({more})")
     if result.problems:
+        problems = result.problems if width is None else result.problems[:MAX_REJECTIONS_SHOWN]
         lines += ([""] if lines else []) + [f"Not resolved ({result.problems_total}):"]
-        lines += [f"  {p}" for p in result.problems[:MAX_REJECTIONS_SHOWN]]
-        if result.problems_total > MAX_REJECTIONS_SHOWN:
-            lines.append(f"  ... and {result.problems_total - MAX_REJECTIONS_SHOWN} more (see --output json)")
+        lines += [_cut(f"  {p}", width) for p in problems]
+        if result.problems_total > len(problems):
+            more = "see --output json" if width is None else "see --output wide or json"
+            lines.append(f"  ... and {result.problems_total - len(problems)} more ({more})")
     for gap in result.placing.gaps if result.placing else ():
         lines += ([""] if lines else []) + _gap_lines(gap)
     return ["\n".join(lines)] if lines else []
@@ -170,7 +221,7 @@ def _gap_lines(gap: Gap) -> list[str]:
     ]
 
 
-def _target_table(outcome: TargetOutcome, *, dry_run: bool) -> str:
+def _target_table(outcome: TargetOutcome, *, dry_run: bool, width: int | None) -> str:
     target = f"{outcome.target.namespace}/{outcome.target.name}"
     plan = outcome.plan
     if plan is None:
@@ -179,7 +230,7 @@ def _target_table(outcome: TargetOutcome, *, dry_run: bool) -> str:
     if outcome.pool is not None:
         lines.append(_pool_line(outcome.pool))
     lines.append("")
-    lines += _table(plan.candidates)
+    lines += table_lines(plan.candidates, width=width)
     for name, reason in sorted(plan.failed_sources.items()):
         lines.append(f"\nWarning: {name} could not be listed ({reason}); images the agent manages are kept.")
     for warning in plan.warnings:
@@ -203,28 +254,77 @@ def _budget_line(plan: Plan) -> str:
     )
 
 
-def _table(candidates: tuple[Candidate, ...]) -> list[str]:
-    header = ("#", "NAME", "IMAGE", "SCORE", "SIZE", "USED BY", "DECISION")
+def table_lines(candidates: tuple[Candidate, ...], *, width: int | None) -> list[str]:
+    """The ranked table in at most `width` columns, or everything (`width` None: `wide`).
+
+    The fitted table leaves out the entry name (the diff below it shows every `name=image`)
+    and the "selected:"/"left out:" prefix (the rank column says it)."""
+    wide = width is None
+    header = ["#", "NAME", "IMAGE", "SCORE", "SIZE", "USED BY", "ROLES", "DECISION"]
+    if not wide:
+        header = ["#", "IMAGE", "SCORE", "SIZE", "USED BY", "DECISION"]
     rows = [header]
     rank = 0
     for c in candidates:
         if c.selected:
             rank += 1
-        rows.append(
-            (
-                str(rank) if c.selected else "-",
-                c.name or "-",
-                _shorten(str(c.image), 72),
-                f"{c.score:g}",
-                _size(c.size_bytes) + ("" if c.size_known else "*"),
-                str(len(c.sources)),
-                ("selected: " if c.selected else "left out: ") + c.reason,
-            )
-        )
+        decision = ("selected: " if c.selected else "left out: ") + c.reason if wide else c.reason
+        cells = {
+            "#": str(rank) if c.selected else "-",
+            "NAME": c.name or "-",
+            "IMAGE": str(c.image),
+            "SCORE": f"{c.score:g}",
+            "SIZE": _size(c.size_bytes) + ("" if c.size_known else "*"),
+            "USED BY": str(len(c.sources)),
+            "ROLES": ",".join(c.roles) or "-",
+            "DECISION": decision,
+        }
+        rows.append([cells[h] for h in header])
+    if width is not None:
+        _fit(rows, width)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
-    out = ["  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in rows]
+    out = [SEPARATOR.join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + SEPARATOR + r[-1]
+           for r in rows]
     out.append("(* size estimated from the image's role; no node reports it)")
     return out
+
+
+def _fit(rows: list[list[str]], width: int) -> None:
+    """Shorten IMAGE (in the middle) and DECISION (at the end) in place to fit `width`."""
+    image_at, decision_at = rows[0].index("IMAGE"), len(rows[0]) - 1
+    fixed = sum(max(len(r[i]) for r in rows) for i in range(decision_at) if i != image_at)
+    room = width - fixed - len(SEPARATOR) * decision_at
+    image = max(len(r[image_at]) for r in rows)
+    decision = max(len(r[decision_at]) for r in rows)
+    if image + decision <= room:
+        return
+    image_width = min(image, max(IMAGE_MIN_WIDTH, room - decision))
+    if room - image_width < DECISION_MIN_WIDTH:  # a narrow terminal: both give way
+        image_width = max(room - DECISION_MIN_WIDTH, DIGEST_END + 8)
+    decision_width = max(room - image_width, DECISION_MIN_WIDTH)
+    for row in rows[1:]:
+        row[image_at] = shorten_reference(row[image_at], image_width)
+        row[decision_at] = _cut(row[decision_at], decision_width)
+
+
+def shorten_reference(reference: str, width: int) -> str:
+    """`reference` in at most `width` characters: the start (registry and repository) and
+    the end (the last hex digits of a digest, else the end of the tag), `...` between."""
+    if len(reference) <= width:
+        return reference
+    marker = "..."
+    if width <= len(marker) + 2:
+        return reference[:width]
+    keep = width - len(marker)
+    end = DIGEST_END if "@" in reference else keep // 2
+    end = min(end, keep - 1)
+    return reference[: keep - end] + marker + reference[-end:]
+
+
+def _cut(text: str, width: int | None) -> str:
+    if width is None or len(text) <= width:
+        return text
+    return text[: max(width - 3, 1)] + "..."
 
 
 def _diff(plan: Plan) -> str:
@@ -253,7 +353,3 @@ def _size(n: int) -> str:
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{n} B"
-
-
-def _shorten(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 13] + "..." + text[-10:]

@@ -17,6 +17,10 @@ its recursion allows, which the API server accepts in any free-form field) costs
 request: its page is decoded item by item and that one item skipped and reported
 (`agent.kube.listjson`). Either way the rest of the list goes on.
 
+`connect` finds the connection settings as kubectl does (--kubeconfig, $KUBECONFIG,
+~/.kube/config, then the pod's ServiceAccount) and records where they came from
+(`Kube.credentials`), so the start line and error messages can say it.
+
 Idempotent reads are retried a bounded number of times on 429 (honouring Retry-After),
 5xx and lost connections. Writes are never retried here: the caller decides, because a
 write carries a resourceVersion precondition and a retry after an unknown outcome must
@@ -32,11 +36,15 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import urllib3
+import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from kubernetes.config.incluster_config import InClusterConfigLoader
+from kubernetes.config.kube_config import KubeConfigLoader, KubeConfigMerger
 
 from agent.kube.errors import (
     AnswerNotJSON,
@@ -70,7 +78,23 @@ METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v
 
 
 class ConfigError(Exception):
-    """No usable connection settings (kubeconfig missing or broken, unknown context)."""
+    """No usable connection settings (kubeconfig missing or broken, unknown context). The
+    message is one line that says where the agent looked and what to fix."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Where a connection's settings came from, for the start line and error messages."""
+
+    source: str  # "--kubeconfig", "PREPULL_KUBECONFIG", "$KUBECONFIG", "~/.kube/config" or "in-cluster"
+    path: str  # the kubeconfig file(s), or the ServiceAccount directory
+    context: str = ""  # the kubeconfig context; "" in-cluster
+    server: str = ""
+
+    def __str__(self) -> str:
+        if self.source == "in-cluster":
+            return f"in-cluster ServiceAccount ({self.path})"
+        return f"kubeconfig {self.path} ({self.source}), context {self.context or '-'}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +125,10 @@ class Kube:
         timeout: float = 30.0,
         retries: int = 2,
         sleep: Callable[[float], None] = time.sleep,
+        credentials: Credentials | None = None,
     ) -> None:
         self._api = api_client
+        self.credentials = credentials or Credentials(source="", path="", server=str(api_client.configuration.host))
         self._timeout = timeout
         self._retries = retries
         self._sleep = sleep
@@ -113,7 +139,10 @@ class Kube:
         return str(self._api.configuration.host)
 
     def close(self) -> None:
+        """Stop the client's thread pool and close its pooled connections now (the official
+        client's `close` leaves the sockets to the garbage collector, which warns)."""
         self._api.close()
+        self._api.rest_client.pool_manager.clear()
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -382,24 +411,124 @@ def _short(e: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def connect(
-    *, kubeconfig: str | None = None, context: str | None = None, timeout: float = 30.0, retries: int = 2
-) -> Kube:
-    """Connect with a kubeconfig (explicit, $KUBECONFIG, ~/.kube/config) or in-cluster.
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
-    In a pod with no kubeconfig given, the pod's ServiceAccount is used; its token file is
-    re-read by the official client as it rotates. `timeout` bounds each request and
+
+def connect(
+    *,
+    kubeconfig: str | None = None,
+    origin: str = "--kubeconfig",
+    context: str | None = None,
+    timeout: float = 30.0,
+    retries: int = 2,
+    env: Mapping[str, str] | None = None,
+    service_account_dir: str = SERVICE_ACCOUNT_DIR,
+) -> Kube:
+    """Connect as kubectl would: an explicit `kubeconfig` (named by `origin`), else the
+    files of $KUBECONFIG, else ~/.kube/config, else the pod's ServiceAccount.
+
+    The order and its details follow client-go (kubernetes/kubernetes,
+    staging/src/k8s.io/client-go/tools/clientcmd/loader.go and merged_client_builder.go):
+    an explicit file must exist; files named in $KUBECONFIG that do not exist are skipped;
+    in-cluster settings are used only when no kubeconfig is found. So `oc login` in a
+    workbench or web terminal wins over the pod's ServiceAccount. The ServiceAccount token
+    is re-read by the official client as it rotates. `timeout` bounds each request and
     `retries` how often a failed read is retried (0: never, as the leader elector wants).
+    Raises `ConfigError` with one line that says where the agent looked.
     """
+    env = os.environ if env is None else env
     cfg = k8s.Configuration()
-    in_cluster = "KUBERNETES_SERVICE_HOST" in os.environ and not kubeconfig and not context
-    try:
-        if in_cluster:
-            k8s_config.load_incluster_config(client_configuration=cfg)
+    if kubeconfig:
+        path = os.path.expanduser(kubeconfig)
+        if not os.path.exists(path):
+            raise ConfigError(f"kubeconfig {path} (from {origin}) does not exist: fix the path, or leave it out to "
+                              "use $KUBECONFIG, ~/.kube/config or the pod's ServiceAccount")
+        credentials = _from_kubeconfig(cfg, [path], source=origin, context=context)
+    else:
+        found, looked = _kubeconfig_files(env)
+        if found:
+            credentials = _from_kubeconfig(cfg, found, source=looked[0][0], context=context)
+        elif context:
+            raise ConfigError(f"--context {context} needs a kubeconfig, and none was found: {_looked(looked)}")
         else:
-            k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
-    except (k8s_config.ConfigException, OSError, ValueError, TypeError) as e:
-        where = "in-cluster service account" if in_cluster else (kubeconfig or "the default kubeconfig")
-        raise ConfigError(f"cannot load connection settings from {where}: {e}") from e
+            credentials = _in_cluster(cfg, env, service_account_dir, looked)
     cfg.retries = 0  # our own bounded retries decide; urllib3's would hide failures
-    return Kube(k8s.ApiClient(configuration=cfg), timeout=timeout, retries=retries)
+    credentials = Credentials(credentials.source, credentials.path, credentials.context, str(cfg.host))
+    return Kube(k8s.ApiClient(configuration=cfg), timeout=timeout, retries=retries, credentials=credentials)
+
+
+def _kubeconfig_files(env: Mapping[str, str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The kubeconfig files to merge, and (source, what was found) for every place looked at."""
+    listed = env.get("KUBECONFIG", "")
+    if listed:
+        paths = [os.path.expanduser(p) for p in listed.split(os.pathsep) if p]
+        found = [p for p in paths if os.path.exists(p)]
+        return found, [("$KUBECONFIG", f"{listed} ({'found' if found else 'no such file'})")]
+    default = _home(env) / ".kube" / "config"
+    if default.exists():
+        return [str(default)], [("~/.kube/config", str(default))]
+    return [], [("$KUBECONFIG", "not set"), ("~/.kube/config", f"{default} (no such file)")]
+
+
+def _home(env: Mapping[str, str]) -> Path:
+    """$HOME, else the user's entry; "/" for an arbitrary UID with neither (OpenShift)."""
+    if env.get("HOME"):
+        return Path(env["HOME"])
+    try:
+        return Path.home()
+    except (KeyError, RuntimeError):
+        return Path("/")
+
+
+def _looked(looked: list[tuple[str, str]]) -> str:
+    return "; ".join(f"{source}: {what}" for source, what in looked)
+
+
+def _from_kubeconfig(cfg: k8s.Configuration, paths: list[str], *, source: str, context: str | None) -> Credentials:
+    shown = os.pathsep.join(paths)
+    try:
+        merged = KubeConfigMerger(shown)
+        if merged.config is None:
+            raise k8s_config.ConfigException("no configuration found")
+        loader = KubeConfigLoader(
+            config_dict=merged.config, active_context=context, config_base_path=None,
+            config_persister=merged.save_changes,
+        )
+        loader.load_and_set(cfg)
+        name = str(loader.current_context.get("name", ""))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"kubeconfig {shown} ({source}) is not valid YAML: {_yaml_problem(e)}; fix the file "
+                          "or point --kubeconfig at another") from e
+    except Exception as e:  # noqa: BLE001 - the client raises anything from a malformed file
+        raise ConfigError(f"kubeconfig {shown} ({source}) cannot be used: {_one_line(e)}") from e
+    return Credentials(source=source, path=shown, context=name)
+
+
+def _in_cluster(
+    cfg: k8s.Configuration, env: Mapping[str, str], service_account_dir: str, looked: list[tuple[str, str]]
+) -> Credentials:
+    host = env.get("KUBERNETES_SERVICE_HOST", "")
+    if not host:
+        looked = [*looked, ("in-cluster", "KUBERNETES_SERVICE_HOST is not set")]
+        raise ConfigError(f"no kubeconfig found and not in a pod ({_looked(looked)}): log in (oc login) or "
+                          "pass --kubeconfig FILE")
+    token = os.path.join(service_account_dir, "token")
+    try:
+        InClusterConfigLoader(
+            token_filename=token, cert_filename=os.path.join(service_account_dir, "ca.crt"), environ=env
+        ).load_and_set(cfg)
+    except (k8s_config.ConfigException, OSError, ValueError) as e:
+        looked = [*looked, ("in-cluster", f"{_one_line(e)} ({service_account_dir})")]
+        raise ConfigError(f"no usable connection settings ({_looked(looked)}): mount the ServiceAccount token "
+                          "(automountServiceAccountToken: true) or pass --kubeconfig FILE") from e
+    return Credentials(source="in-cluster", path=service_account_dir)
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or _one_line(error)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else str(problem)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join((str(e) or type(e).__name__).split())

@@ -91,7 +91,16 @@ class Run:
     events: list[dict[str, Any]]
 
     def json(self) -> dict[str, Any]:
-        return json.loads(self.out)
+        """The whole document `--output json` prints (the envelope)."""
+        doc = json.loads(self.out)
+        assert (doc["apiVersion"], doc["kind"]) == ("prepull-agent.io/v1", "CycleReport"), doc
+        assert isinstance(doc["targets"], list)
+        return doc
+
+    def target(self) -> dict[str, Any]:
+        """The document of the run's only target."""
+        (only,) = self.json()["targets"]
+        return only
 
     def logged(self, event: str) -> list[dict[str, Any]]:
         return [e for e in self.events if event in e.get("event", "")]

@@ -14,8 +14,9 @@ What the scenarios prove:
 - a transient 5xx, 429 (Retry-After), reset, stall or cut body on any read (a source's
   first list page, a later page, the CR's GET) is retried and the run writes exactly what
   a clean run would;
-- the same fault, persistent, on a source marks that kind failed, exits 0 and keeps every
-  entry; on the CR's GET it exits 3 and leaves the CR untouched;
+- the same fault, persistent, on a source marks that kind failed, exits 8 (done, but some
+  kinds could not be listed) and keeps every entry; on the CR's GET it exits 3 and leaves
+  the CR untouched;
 - writes are never retried: a PATCH that fails before reaching the server exits 5 and
   leaves the CR untouched; one whose answer is lost after the server applied it exits 5
   and leaves exactly the planned list; a 409 is re-read and re-planned once, twice exits 5;
@@ -226,12 +227,12 @@ def test_a_transient_fault_on_a_read_is_retried(once, puller, proxy, fault, wher
     run = once()
     assert run.code == 0, (run.err, run.events)
     doc = run.json()
-    assert doc["cycle"]["failed"] == {} and doc["written"] is True
+    assert doc["cycle"]["failed"] == {} and doc["targets"][0]["written"] is True
     assert proxy.count(action=READ_FAULTS[fault]["action"]) == 1
     check_cr(puller.get())
     rv = puller.resource_version()
     again = once()  # a clean run finds nothing to change: the faulty run wrote the same list
-    assert again.code == 0 and again.json()["changed"] is False
+    assert again.code == 0 and again.target()["changed"] is False
     assert puller.resource_version() == rv
     survived(proxy, 1)
 
@@ -247,7 +248,7 @@ def test_a_failing_source_keeps_every_entry(once, puller, proxy, fault, where):
     assert len(parse_images(before)) > 3
     proxy.add(Rule(**READ_FAULTS[fault], **READS[where], times=None))
     run = once()
-    assert run.code == 0, (run.err, run.events)
+    assert run.code == 8, (run.err, run.events)
     doc = run.json()
     failed = doc["cycle"]["failed"]
     assert "Notebook" in failed
@@ -270,7 +271,7 @@ def test_a_passing_404_on_a_served_kind_never_shrinks_the_list(once, puller, pro
     before = puller.images()
     proxy.add(Rule("status", status=404, method="GET", path=NOTEBOOKS, query=FIRST_PAGE, times=None))
     run = once()
-    assert run.code == 0, (run.err, run.events)
+    assert run.code == 8, (run.err, run.events)
     cycle = run.json()["cycle"]
     assert "Notebook" in cycle["failed"] and "Notebook" not in cycle["missing"]
     assert puller.images() == before
@@ -285,10 +286,10 @@ def test_a_failing_nodes_listing_does_not_lift_the_disk_budget(once, puller, pro
     before = puller.images()
     proxy.add(Rule("status", method="GET", path=NODES, status=503, times=None))
     run = once()
-    assert run.code == 0, (run.err, run.events)
+    assert run.code == 8, (run.err, run.events)
     assert set(run.json()["cycle"]["failed"]) == {"Node"}
     check_cr(puller.get(), before=before)
-    assert puller.images() == before, "a partial view changed the list: " + run.json()["images_after"]
+    assert puller.images() == before, "a partial view changed the list: " + run.target()["images_after"]
     survived(proxy, ATTEMPTS)
 
 
@@ -322,7 +323,7 @@ def test_an_expired_continue_token_restarts_the_listing_once(once, puller, proxy
     assert proxy.count(method="GET", path=NOTEBOOKS, query=FIRST_PAGE) == 2  # listed again from the start
     assert run.logged("list expired")
     check_cr(puller.get())
-    assert once().json()["changed"] is False  # the restarted listing saw every Notebook
+    assert once().target()["changed"] is False  # the restarted listing saw every Notebook
     survived(proxy, 1)
 
 
@@ -332,7 +333,7 @@ def test_a_continue_token_that_keeps_expiring_fails_the_kind(once, puller, proxy
     proxy.add(Rule("expire", method="GET", path=NOTEBOOKS, times=None))
     mark = proxy.mark()
     run = once()
-    assert run.code == 0, (run.err, run.events)
+    assert run.code == 8, (run.err, run.events)
     assert set(run.json()["cycle"]["failed"]) == {"Notebook"}
     assert proxy.count(method="GET", path=NOTEBOOKS, query=FIRST_PAGE, since=mark) == 2
     check_cr(puller.get(), before=before)
@@ -356,7 +357,7 @@ def test_a_failed_write_is_not_retried_and_changes_nothing(once, puller, proxy, 
     assert puller.get()["metadata"]["resourceVersion"] == obj["metadata"]["resourceVersion"]
     check_cr(puller.get())
     next_run = once()  # the next cycle writes
-    assert next_run.code == 0 and next_run.json()["written"] is True
+    assert next_run.code == 0 and next_run.target()["written"] is True
     check_cr(puller.get())
     survived(proxy, 1)
 
@@ -371,10 +372,10 @@ def test_a_write_whose_answer_is_lost_leaves_exactly_the_plan(once, puller, prox
     run = once()
     assert run.code == 5, (run.code, run.err)
     assert patches(proxy) == 1
-    planned = run.json()["images_after"]
+    planned = run.target()["images_after"]
     assert puller.images() == planned  # what the server kept is the plan, nothing half-written
     check_cr(puller.get())
-    assert once().json()["changed"] is False
+    assert once().target()["changed"] is False
     survived(proxy, 1)
 
 
@@ -386,7 +387,7 @@ def test_a_conflict_once_is_re_read_and_re_planned(once, puller, proxy):
     assert patches(proxy) == 2
     assert proxy.count(method="GET", path=PULLER) == 2
     check_cr(puller.get())
-    assert run.json()["written"] is True
+    assert run.target()["written"] is True
     survived(proxy, 1)
 
 
@@ -495,7 +496,7 @@ def test_a_crd_removed_mid_run_is_reported_missing(once, puller, proxy, api_clie
     clean = once()
     assert clean.code == 0
     before = puller.images()
-    llm_only = {c["image"] for c in clean.json()["candidates"]
+    llm_only = {c["image"] for c in clean.target()["candidates"]
                 if {s["kind"] for s in c["sources"]} == {"LLMInferenceService"}}
     crd = request(api_client, "GET", LLMISVC_CRD)
     monkeypatch.setenv("PREPULL_KUBE__REQUEST_TIMEOUT_SECONDS", "30")  # the hook waits for the deletion
@@ -588,7 +589,7 @@ def test_the_api_server_killed_mid_cycle(agent, tmp_path, monkeypatch):
                 assert after["metadata"]["resourceVersion"] == written["metadata"]["resourceVersion"]
                 check_cr(after, before=written["spec"]["images"])
                 again = once()
-                assert again.code == 0 and again.json()["changed"] is False, again.err
+                assert again.code == 0 and again.target()["changed"] is False, again.err
                 survived(None, other=1)
     finally:
         private.stop()

@@ -40,7 +40,7 @@ from tests.integration.conftest import ADMIN_ENTRY, ALL_READS, REPO_ROOT
 JSON = dict[str, Any]
 
 MANIFESTS = REPO_ROOT / "manifests"
-OVERLAYS = ("deployment", "cronjob")
+OVERLAYS = ("deployment", "cronjob", "deployment-monitoring")
 AGENT_NS = "prepull-agent"
 SA = "prepull-agent"
 PULLER_NS = "openshift-operators"
@@ -59,6 +59,7 @@ BASE = {
     ("RoleBinding", PULLER_NS, "prepull-agent-puller"),
     ("Role", AGENT_NS, "prepull-agent-leader"),
     ("RoleBinding", AGENT_NS, "prepull-agent-leader"),
+    ("NetworkPolicy", AGENT_NS, "prepull-agent"),
 }
 WORKLOADS = {
     "deployment": {
@@ -68,6 +69,11 @@ WORKLOADS = {
     },
     "cronjob": {("CronJob", AGENT_NS, "prepull-agent")},
 }
+WORKLOADS["deployment-monitoring"] = WORKLOADS["deployment"] | {
+    ("ServiceMonitor", AGENT_NS, "prepull-agent"),
+    ("PrometheusRule", AGENT_NS, "prepull-agent"),
+}
+MONITORING_CRDS = REPO_ROOT / "tests" / "data" / "crds" / "monitoring.coreos.com.yaml"
 
 
 # ---------------------------------------------------------------------------------------
@@ -340,6 +346,93 @@ def test_the_deployment_serves_with_leader_election_and_probes(rendered):
     assert pdb["spec"]["selector"]["matchLabels"] == selector
 
 
+def test_the_disruption_budget_never_blocks_a_drain_with_unready_pods(rendered):
+    """Two unready replicas (a crash loop, an API server outage) must not block node drains
+    and cluster upgrades: an unready pod may always be evicted."""
+    pdb = find(rendered["deployment"][1], "PodDisruptionBudget", "prepull-agent")["spec"]
+    assert pdb["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    assert pdb["maxUnavailable"] == 1
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_has_the_recommended_labels_and_no_selector_uses_the_version(rendered, overlay):
+    import tomllib
+
+    version = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
+    expected = {"app.kubernetes.io/name": "prepull-agent", "app.kubernetes.io/instance": "prepull-agent",
+                "app.kubernetes.io/version": version, "app.kubernetes.io/part-of": "prepull-agent",
+                "app.kubernetes.io/managed-by": "kustomize"}
+    text, objs = rendered[overlay]
+    for obj in objs:
+        assert expected.items() <= obj["metadata"].get("labels", {}).items(), key(obj)
+    for where, template in pod_templates(objs):
+        assert expected.items() <= template["metadata"]["labels"].items(), where
+    for obj in objs:
+        selector = (obj.get("spec") or {}).get("selector") or {}
+        labels = selector.get("matchLabels", selector if obj["kind"] == "Service" else {})
+        assert "app.kubernetes.io/version" not in labels, key(obj)
+
+
+def test_only_the_monitoring_namespaces_may_connect_and_only_to_the_metrics_port(rendered):
+    _, objs = rendered["deployment"]
+    policy = find(objs, "NetworkPolicy", "prepull-agent")["spec"]
+    (_, template), = pod_templates(objs)
+    (_, job_template), = pod_templates(rendered["cronjob"][1])
+    for labels in (template["metadata"]["labels"], job_template["metadata"]["labels"]):
+        assert policy["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["policyTypes"] == ["Ingress"]  # the agent's own requests out are not restricted
+    (rule,) = policy["ingress"]
+    (source,) = rule["from"]
+    assert set(source) == {"namespaceSelector"}  # no ipBlock, no pods of other namespaces
+    (expression,) = source["namespaceSelector"]["matchExpressions"]
+    assert expression == {"key": "kubernetes.io/metadata.name", "operator": "In",
+                          "values": ["openshift-monitoring", "openshift-user-workload-monitoring"]}
+    assert rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    assert only_container(template)["ports"][0]["name"] == "metrics"
+
+
+def test_the_service_monitor_scrapes_the_metrics_service(rendered):
+    _, objs = rendered["deployment-monitoring"]
+    monitor = find(objs, "ServiceMonitor", "prepull-agent")["spec"]
+    service = find(objs, "Service", "prepull-agent-metrics")
+    assert monitor["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert [e["port"] for e in monitor["endpoints"]] == [p["name"] for p in service["spec"]["ports"]]
+    assert monitor["endpoints"][0]["path"] == "/metrics"
+
+
+# The series a standby exports at their start values (it runs no cycle): a rule must never
+# read one replica's value of them.
+PER_REPLICA = ("prepull_agent_last_success_timestamp_seconds", "prepull_agent_consecutive_failed_cycles",
+               "prepull_agent_target_failed", "prepull_agent_source_failed", "prepull_agent_leader")
+
+
+def test_the_alerts_are_right_with_two_replicas(rendered):
+    """The standby exports last_success 0: an alert on one pod's value would fire on it
+    forever. Every rule aggregates the per-replica series with max over the Service's pods,
+    reads only metrics the agent exports, and selects the Service's job."""
+    import re
+
+    from agent.metrics import Metrics
+
+    _, objs = rendered["deployment-monitoring"]
+    rule = find(objs, "PrometheusRule", "prepull-agent")
+    alerts = [r for group in rule["spec"]["groups"] for r in group["rules"]]
+    assert {a["alert"] for a in alerts} >= {"PrepullAgentNoRecentSuccess", "PrepullAgentNoLeader",
+                                            "PrepullAgentCyclesFailing", "PrepullAgentSourceFailing"}
+    exported = {m.name + ("_total" if m.type == "counter" else "") for m in Metrics(targets=[]).registry.collect()}
+    job = find(objs, "Service", "prepull-agent-metrics")["metadata"]["name"]
+    for alert in alerts:
+        expr = " ".join(alert["expr"].split())
+        for metric in re.findall(r"\b(prepull_agent_[a-z_]+)\{", expr):
+            assert metric in exported, (alert["alert"], metric)
+            assert f'{metric}{{job="{job}"}}' in expr, (alert["alert"], metric)
+            if metric in PER_REPLICA:
+                assert re.search(r"max by \([a-z, ]+\) \(" + metric, expr), (alert["alert"], expr)
+        assert alert["labels"]["severity"] in ("info", "warning", "critical")
+        assert alert["annotations"]["summary"] and alert["annotations"]["description"]
+        assert re.fullmatch(r"\d+[mh]", alert["for"]), alert["alert"]
+
+
 def test_the_cronjob_runs_one_cycle_at_a_time(rendered):
     _, objs = rendered["cronjob"]
     cronjob = find(objs, "CronJob", "prepull-agent")["spec"]
@@ -358,6 +451,15 @@ def test_the_cronjob_runs_one_cycle_at_a_time(rendered):
     for rule in job.get("podFailurePolicy", {}).get("rules", []):
         if "onExitCodes" in rule:
             assert rule["onExitCodes"]["containerName"] == container["name"]
+
+
+def test_the_job_fails_at_once_on_what_a_retry_cannot_fix_and_on_a_partial_run(rendered):
+    from agent.exits import Exit
+
+    job = find(rendered["cronjob"][1], "CronJob", "prepull-agent")["spec"]["jobTemplate"]["spec"]
+    (fail,) = [r for r in job["podFailurePolicy"]["rules"] if r["action"] == "FailJob"]
+    assert fail["onExitCodes"]["operator"] == "In"
+    assert fail["onExitCodes"]["values"] == [Exit.USAGE, Exit.TARGET, Exit.PARTIAL]
 
 
 # ---------------------------------------------------------------------------------------
@@ -425,8 +527,33 @@ def sample_puller(api_client: ApiClient) -> Iterator[Callable[[], JSON]]:
     })
 
 
+@pytest.fixture(scope="module")
+def monitoring_crds(sample_cluster: LocalCluster) -> Iterator[None]:
+    """ServiceMonitor and PrometheusRule served (tests/data/crds), as on OpenShift. They stay
+    for the session: removing a CRD races namespace clean-up, which lists every collection."""
+    crds = [d for d in yaml.safe_load_all(MONITORING_CRDS.read_text()) if d]
+    with sample_cluster.new_api_client() as admin:
+        apply_objects(admin, crds)
+        for crd in crds:
+            _wait_established(admin, crd["metadata"]["name"])
+    yield
+
+
+def _wait_established(api_client: ApiClient, name: str) -> None:
+    import time
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        crd = request(api_client, "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+        if any(c["type"] == "Established" and c["status"] == "True" for c in crd.get("status", {}).get("conditions", [])):
+            return
+        time.sleep(0.2)
+    pytest.fail(f"CRD {name} not established")
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_every_rendered_object_passes_a_server_side_dry_run(installed, kubectl, sample_cluster, rendered, overlay):
+def test_every_rendered_object_passes_a_server_side_dry_run(installed, monitoring_crds, kubectl, sample_cluster,
+                                                            rendered, overlay):
     text, objs = rendered[overlay]
     done = _kubectl(kubectl, "--kubeconfig", str(sample_cluster.kubeconfig), "apply", "--dry-run=server",
                     "-f", "-", stdin=text)
@@ -465,9 +592,9 @@ def test_once_as_the_service_account_keeps_the_sample_puller_current(
     run = agent("once", "--config", str(config), kubeconfig=agent_kubeconfig)
 
     assert run.code == 0, (run.out, run.events)
-    doc = run.json()
+    doc = run.target()
     assert doc["target"] == {"namespace": PULLER_NS, "name": PULLER}
-    assert doc["cycle"]["failed"] == {}, "a kind the agent reads is not granted"
+    assert run.json()["cycle"]["failed"] == {}, "a kind the agent reads is not granted"
     assert not run.logged("listing failed")
     assert doc["written"] is True
     after = sample_puller()

@@ -31,7 +31,7 @@ def test_dry_run_shows_the_ranked_plan_and_writes_nothing(agent, puller):
     rv = puller.resource_version()
     run = agent("once", "--dry-run", target=puller.target)
     assert run.code == 0, run.events
-    doc = run.json()
+    doc = run.target()
     assert doc["target"] == {"namespace": puller.namespace, "name": "image-puller"}
     assert doc["changed"] is True and doc["written"] is False
     assert doc["budget_bytes"] == int(0.3 * WORKER_0_CAPACITY)
@@ -48,7 +48,11 @@ def test_dry_run_shows_the_ranked_plan_and_writes_nothing(agent, puller):
 def test_the_table_output_has_ranks_reasons_and_a_diff(agent, puller):
     run = agent("once", "--dry-run", target=puller.target, output="table")
     assert run.code == 0
-    assert "DECISION" in run.out and "selected: rank 1" in run.out
+    assert "DECISION" in run.out and "rank 1, score" in run.out
+    lines = run.out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("#") and "IMAGE" in line)
+    end = next(i for i, line in enumerate(lines) if line.startswith("(* size estimated"))
+    assert max(len(line) for line in lines[start:end]) <= 120, "the table must fit 120 columns"
     assert "+++ spec.images (planned)" in run.out
     assert "Dry run: nothing written." in run.out
 
@@ -56,7 +60,7 @@ def test_the_table_output_has_ranks_reasons_and_a_diff(agent, puller):
 def test_once_writes_the_list_and_keeps_the_administrator_entry(agent, puller):
     run = agent("once", target=puller.target)
     assert run.code == 0, run.events
-    doc = run.json()
+    doc = run.target()
     assert doc["written"] is True
     obj = puller.get()
     images = obj["spec"]["images"]
@@ -75,6 +79,13 @@ def test_once_writes_the_list_and_keeps_the_administrator_entry(agent, puller):
         "no node of this pool has nvidia.com/gpu; runs only on nodes no puller covers")
     summary = run.logged("cycle finished")[0]
     assert summary["written"] == 1 and summary["listed"]["Notebook"] >= 6
+    (updated,) = run.logged("puller updated")
+    assert updated["removed"] == []  # the administrator's entry stays
+    assert sorted(updated["added"]) == sorted(line.split("=")[0] for line in images.splitlines()[1:] if line)
+    assert {c["name"] for c in doc["candidates"] if c["image"] == SKLEARN} <= set(updated["added"])
+    listed = {e["kind"]: e for e in run.logged("listed")}
+    assert listed["Notebook"]["count"] == summary["listed"]["Notebook"] and listed["Notebook"]["seconds"] >= 0
+    assert all(e["log_level"] == "debug" for e in listed.values())
 
 
 def test_a_second_run_writes_nothing(agent, puller):
@@ -82,12 +93,12 @@ def test_a_second_run_writes_nothing(agent, puller):
     rv = puller.resource_version()
     run = agent("once", target=puller.target)
     assert run.code == 0
-    assert run.json()["changed"] is False
+    assert run.target()["changed"] is False
     assert puller.resource_version() == rv
 
 
 def test_each_source_contributes_what_it_should(agent, puller):
-    doc = agent("once", "--dry-run", target=puller.target).json()
+    doc = agent("once", "--dry-run", target=puller.target).target()
     found = candidates(doc)
 
     def used_by(image: str) -> set[tuple[str, str]]:
@@ -119,7 +130,7 @@ def test_a_hostile_notebook_cannot_add_an_entry(agent, puller, api_client, names
     } for i, image in enumerate(evil)])
     run = agent("once", target=puller.target)
     assert run.code == 0
-    rejected = {(r["source"]["name"], r["field"]) for r in run.json()["rejected"]}
+    rejected = {(r["source"]["name"], r["field"]) for r in run.target()["rejected"]}
     for i in range(len(evil)):
         assert (f"evil-{i}", f"spec.template.spec.containers[evil-{i}].image") in rejected
     assert ("sneaky", "spec.template.spec.containers[sneaky].image") in rejected
@@ -144,7 +155,7 @@ def test_a_missing_crd_is_skipped_with_one_warning(agent, puller, api_client, pl
         assert run.code == 0
         assert run.json()["cycle"]["missing"].keys() == {kind}
         assert len(run.logged("kind not served")) == 1
-        assert lost not in candidates(run.json())
+        assert lost not in candidates(run.target())
     finally:
         for key in ("resourceVersion", "uid", "creationTimestamp", "managedFields", "generation"):
             crd["metadata"].pop(key, None)
@@ -160,8 +171,9 @@ def test_a_denied_source_never_shrinks_the_list(agent, puller, restricted_kubeco
     without_notebooks = {g: [r for r in res if r != "notebooks"] for g, res in ALL_READS.items()}
     kubeconfig = restricted_kubeconfig(read_rules({g: r for g, r in without_notebooks.items() if r}))
     run = agent("once", target=puller.target, kubeconfig=kubeconfig)
-    assert run.code == 0, run.events
+    assert run.code == 8, run.events  # written, but a kind could not be listed: the CronJob's Job shows it
     assert "Notebook" in run.json()["cycle"]["failed"]
+    assert "1 kind(s) could not be listed (Notebook)" in run.err
     assert puller.images() == before
     assert run.logged("listing failed")
 

@@ -50,7 +50,8 @@ def write_config(path: Path, *, interval: float = 2, failures: int = 5, request_
 
 
 class Server:
-    def __init__(self, name: str, *, kubeconfig: Path, config: Path, target: str, namespace: str, log: Path) -> None:
+    def __init__(self, name: str, *, kubeconfig: Path, config: Path, target: str, namespace: str, log: Path,
+                 extra: list[str] | None = None) -> None:
         self.name = name
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREPULL_")}
@@ -59,7 +60,7 @@ class Server:
         with log.open("w") as stderr:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "agent", "serve", "--kubeconfig", str(kubeconfig), "--config", str(config),
-                 "--target", target, "--log-format", "json"],
+                 "--target", target, "--log-format", "json", *(extra or [])],
                 cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
             )
 
@@ -170,15 +171,48 @@ def test_serve_survives_failing_cycles_then_exits_after_the_limit(cluster, sampl
     assert "too many failed cycles in a row" in log
 
 
-def test_readyz_reports_failing_cycles(cluster, sample_cluster, namespace, servers, tmp_path):
+def test_failing_cycles_leave_the_replica_ready_and_show_in_the_metrics(cluster, sample_cluster, namespace, servers,
+                                                                        tmp_path):
+    """A missing CR used to make every replica unready, and with the PodDisruptionBudget that
+    blocked node drains. Readiness is about serving; cycle health is in the metrics."""
     config = write_config(tmp_path / "config.yaml", interval=0.5, failures=1000)
     server = Server("sad", kubeconfig=cluster.kubeconfig, config=config, target=f"{namespace}/no-such-puller",
                     namespace=namespace, log=tmp_path / "serve.log")
     servers.append(server)
     wait_for(lambda: "failed cycle(s) in a row" in server.get("/readyz")[1], 30, "readyz to report failures")
-    assert server.get("/readyz")[0] == 503
+    assert server.get("/readyz")[0] == 200
     assert server.get("/healthz")[0] == 200
-    assert 'prepull_agent_cycles_total{result="failure"}' in server.get("/metrics")[1]
+    metrics = server.get("/metrics")[1]
+    assert 'prepull_agent_cycles_total{result="failure"}' in metrics
+    assert f'prepull_agent_target_failed{{target="{namespace}/no-such-puller"}} 1.0' in metrics
+    assert "prepull_agent_consecutive_failed_cycles" in metrics and "process_cpu_seconds_total" in metrics
+    assert server.get("/plan")[0] == 503  # no cycle has finished
+    assert server.stop() == 0
+
+
+def test_serve_dry_run_serves_the_plan_and_logs_what_it_would_write(cluster, api_client, puller, namespace, servers,
+                                                                  tmp_path):
+    import json
+
+    config = write_config(tmp_path / "config.yaml", interval=3600)
+    server = Server("planner", kubeconfig=cluster.kubeconfig, config=config, target=puller.target,
+                    namespace=namespace, log=tmp_path / "serve.log", extra=["--dry-run"])
+    servers.append(server)
+    wait_for(lambda: server.get("/plan")[0] == 200, 30, "the first plan")
+    doc = json.loads(server.get("/plan")[1])
+    assert doc["apiVersion"] == "prepull-agent.io/v1" and doc["dry_run"] is True
+    (target,) = doc["targets"]
+    assert target["changed"] is True and target["written"] is False
+    assert SKLEARN in target["images_after"]
+    assert puller.images() == f"{ADMIN_ENTRY};"  # a dry run writes nothing
+    records = [json.loads(line) for line in server.log.read_text().splitlines() if line.startswith("{")]
+    (would,) = [r for r in records if r.get("message") == "dry run: would write the puller"]
+    sklearn = {c["name"] for c in target["candidates"] if c["image"] == SKLEARN}
+    assert would["level"] == "info" and sklearn and sklearn <= set(would["added"])
+    (start,) = [r for r in records if r.get("message") == "starting"]
+    assert start["command"] == "serve" and start["server"] == cluster.server and start["targets"] == [puller.target]
+    metrics = server.get("/metrics")[1]
+    assert 'prepull_agent_build_info{' in metrics
     assert server.stop() == 0
 
 

@@ -106,15 +106,14 @@ def test_a_deeply_nested_object_is_rejected_by_name_and_the_rest_of_its_kind_is_
 
     run = agent("once", target=puller.target)
     assert run.code == 0, (run.err, run.events)
-    doc = run.json()
-    assert doc["cycle"]["failed"] == {} and doc["written"] is True
+    doc, target = run.json(), run.target()
+    assert doc["cycle"]["failed"] == {} and target["written"] is True
     assert {"LLMInferenceService", "Node"} <= set(doc["cycle"]["listed"])
-    rejected = rejections_of(doc, namespace)
+    rejected = rejections_of(target, namespace)
     for key in (("LLMInferenceService", "deep"), ("LLMInferenceService", "deep-lora")):
         (r,) = rejected[key]
-        assert r["reason"].startswith("is nested deeper than the ")
-        assert r["reason"].endswith(" levels the JSON reader allows")
-    images = {c["image"] for c in doc["candidates"]}
+        assert r["reason"].startswith("is nested deeper than the ") and r["reason"].endswith(" levels the JSON reader allows")
+    images = {c["image"] for c in target["candidates"]}
     assert {"quay.io/tenant/fine-a:1", "quay.io/tenant/fine-z:1"} <= images
     assert "quay.io/tenant/hidden:1" not in images and "quay.io/tenant/lora:1" not in images
     assert run.logged("reference rejected")  # the deep objects are named in the log too
@@ -178,29 +177,29 @@ def test_a_dozen_notebooks_of_1_4_mb_fit_in_the_memory_limit(cluster, puller, ap
     code, doc, peak, err = run_alone(cluster, puller.target)
     assert code == 0, err[-3000:]
     assert doc["cycle"]["failed"] == {}
-    wide = {c["image"]: c for c in doc["candidates"]}["quay.io/tenant/wide:1"]
+    wide = {c["image"]: c for c in doc["targets"][0]["candidates"]}["quay.io/tenant/wide:1"]
     assert len(wide["sources"]) == 12
     assert peak < memory_limit(), f"peak RSS {peak / MiB:.0f} MiB"
 
 
 def test_an_object_too_large_to_decode_is_rejected_by_name_and_the_rest_of_its_kind_is_read(
-        agent, puller, api_client, namespace):
-    """115,000 tolerations of nested one-key maps: 1.4 MB on the wire, over the decoded
-    bound once parsed. It is skipped, named from the metadata-only list, and the listing
-    goes on past it."""
-    load(api_client, [
-        notebook("a-fine", namespace, [{"name": "a-fine", "image": "quay.io/tenant/fine:1"}]),
-        notebook("dense", namespace, [{"name": "dense", "image": "quay.io/tenant/dense:1"}],
-                 tolerations=[{"": {"": 0}}] * 115_000),
-        notebook("z-fine", namespace, [{"name": "z-fine", "image": "quay.io/tenant/fine:2"}]),
-    ])
+        agent, puller, deep_objects, namespace):
+    """115,000 nested one-key maps in a free-form field the real CRD keeps as written
+    (`spec.router.scheduler.config.inline`): 1.4 MB on the wire, over the decoded bound once
+    parsed. It is skipped, named from the metadata-only list, and the listing goes on past
+    it. (A Notebook's pod spec has no free-form field: a real server prunes such maps.)"""
+    path = kinds.LLM_INFERENCE_SERVICE.path(namespace=namespace)
+    dense = json.dumps({"plugins": [{"": {"": 0}}] * 115_000})
+    deep_objects(path, "a-fine", llm_service("a-fine", namespace, "quay.io/tenant/fine:1"))
+    deep_objects(path, "dense", llm_service("dense", namespace, "quay.io/tenant/dense:1", deep=dense))
+    deep_objects(path, "z-fine", llm_service("z-fine", namespace, "quay.io/tenant/fine:2"))
     run = agent("once", "--dry-run", target=puller.target)
     assert run.code == 0, run.events
-    doc = run.json()
+    doc, target = run.json(), run.target()
     assert doc["cycle"]["failed"] == {}
-    (r,) = rejections_of(doc, namespace)[("Notebook", "dense")]
+    (r,) = rejections_of(target, namespace)[("LLMInferenceService", "dense")]
     assert r["reason"].startswith("is larger than the agent reads in one answer")
-    images = {c["image"] for c in doc["candidates"]}
+    images = {c["image"] for c in target["candidates"]}
     assert {"quay.io/tenant/fine:1", "quay.io/tenant/fine:2"} <= images and "quay.io/tenant/dense:1" not in images
 
 
@@ -220,11 +219,12 @@ def test_notebooks_naming_tens_of_thousands_of_images_fit_in_the_memory_limit(
     code, doc, peak, err = run_alone(cluster, puller.target)
     assert code == 0, err[-3000:]
     assert peak < memory_limit(), f"peak RSS {peak / MiB:.0f} MiB"
-    rejected = rejections_of(doc, namespace)
+    (target,) = doc["targets"]
+    rejected = rejections_of(target, namespace)
     for n in range(count):
         excess = [r for r in rejected[("Notebook", f"many-{n}")] if r["field"] == "spec.template.spec.containers"]
         assert [r["reason"] for r in excess] == [f"has {per:,} entries; only the first {MAX_CONTAINERS} are read"]
-    mine = [c for c in doc["candidates"] if any(s["namespace"] == namespace for s in c["sources"])]
+    mine = [c for c in target["candidates"] if any(s["namespace"] == namespace for s in c["sources"])]
     assert len(mine) == (count * MAX_CONTAINERS if shape == "valid" else 0)
     logged = [line for line in err.splitlines() if '"reference rejected"' in line]
     assert len(logged) <= 20
@@ -251,5 +251,5 @@ def test_hundreds_of_unresolvable_services_with_huge_names_log_a_few_short_lines
     for event in run.events:
         for key, value in event.items():
             assert len(str(value)) <= 4 * MAX_TEXT or key == "listed", (event["event"], key, len(str(value)))
-    mine = [p for p in run.json()["problems"] if f"{namespace}/orphan-" in p]
+    mine = [p for p in run.target()["problems"] if f"{namespace}/orphan-" in p]
     assert len(mine) == 40 and max(len(p) for p in mine) < 4 * MAX_TEXT

@@ -1,0 +1,186 @@
+"""`serve`'s Prometheus metrics: what each cycle did, per target and per kind.
+
+Names carry their unit (`_seconds`, `_bytes`, `_images`, `_references`, `_total`); every
+per-target series has the label `target="NAMESPACE/NAME"`, every per-kind series
+`kind="Notebook"`..., and what a cycle finds once for all targets (the rejected
+references) has neither. The registry also holds the standard `process_*` and `python_*`
+collectors. The README's metrics table lists them all; manifests/components/monitoring
+alerts on them.
+
+A standby replica runs no cycle: its cycle series stay at their start values (for
+`prepull_agent_last_success_timestamp_seconds`, 0), so alerts take the `max` over the
+replicas (see the PrometheusRule).
+
+What this module is not: it serves nothing (`agent.loop` does) and decides nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
+
+from agent.cycle import CycleResult
+from agent.version import PYTHON, VERSION
+
+SUCCESS, PARTIAL, FAILURE = "success", "partial", "failure"
+
+
+def cycle_result(result: CycleResult) -> str:
+    """success: every target up to date and every kind listed; partial: up to date, but some
+    kind could not be listed; failure: some target could not be brought up to date."""
+    if not result.ok:
+        return FAILURE
+    return PARTIAL if result.failed else SUCCESS
+
+
+class Metrics:
+    def __init__(self, *, targets: list[str], clock: Callable[[], float] = time.time) -> None:
+        self.registry = r = CollectorRegistry()
+        self._clock = clock
+        self._targets = list(targets)
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        Info("prepull_agent_build", "The agent's version and Python's, always 1", registry=r).info(
+            {"version": VERSION, "python_version": PYTHON}
+        )
+        self.duration = Histogram(
+            "prepull_agent_cycle_duration_seconds",
+            "How long a cycle took: listing, planning and writing every target",
+            registry=r,
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+        )
+        self.cycles = Counter(
+            "prepull_agent_cycles",
+            "Cycles run by this replica, by result: success, partial (some kind could not be listed), "
+            "failure (some target not brought up to date)",
+            ["result"],
+            registry=r,
+        )
+        self.consecutive_failures = Gauge(
+            "prepull_agent_consecutive_failed_cycles",
+            "Failed cycles in a row; serve exits at serve.max_consecutive_failures",
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "prepull_agent_last_success_timestamp_seconds",
+            "Unix time of this replica's last cycle that brought every target up to date; 0 until then "
+            "(a standby stays at 0: take the max over replicas)",
+            registry=r,
+        )
+        self.last_cycle = Gauge(
+            "prepull_agent_last_cycle_timestamp_seconds",
+            "Unix time at which this replica's last cycle ended, whatever its result; 0 before the first",
+            registry=r,
+        )
+        self.leader = Gauge("prepull_agent_leader", "1 while this replica holds the Lease and runs cycles", registry=r)
+        self.source_objects = Gauge(
+            "prepull_agent_source_objects",
+            "Objects of each kind read in the last cycle",
+            ["kind"],
+            registry=r,
+        )
+        self.source_failed = Gauge(
+            "prepull_agent_source_failed",
+            "1 when the kind could not be listed in the last cycle (the images the agent manages from it "
+            "are kept), else 0",
+            ["kind"],
+            registry=r,
+        )
+        per_target = ["target"]
+        self.candidates = Gauge(
+            "prepull_agent_candidate_images", "Images considered for the target in the last cycle", per_target,
+            registry=r,
+        )
+        self.selected = Gauge(
+            "prepull_agent_selected_images", "Images the last cycle chose for the target's list", per_target,
+            registry=r,
+        )
+        self.rejected = Gauge(
+            "prepull_agent_rejected_references",
+            "Image references rejected in the last cycle (invalid, not allowed or denied), for all targets",
+            registry=r,
+        )
+        self.budget = Gauge(
+            "prepull_agent_disk_budget_bytes",
+            "Per-node disk budget of the target's images in the last cycle; absent when there is none",
+            per_target,
+            registry=r,
+        )
+        self.budget_used = Gauge(
+            "prepull_agent_disk_budget_used_bytes",
+            "Per-node disk the target's listed images take, as planned in the last cycle",
+            per_target,
+            registry=r,
+        )
+        self.writes = Counter(
+            "prepull_agent_writes", "Changes written to the target's KubernetesImagePuller", per_target, registry=r
+        )
+        self.target_failed = Gauge(
+            "prepull_agent_target_failed",
+            "1 when the last cycle could not bring the target up to date (see the log), else 0",
+            per_target,
+            registry=r,
+        )
+        for result in (SUCCESS, PARTIAL, FAILURE):
+            self.cycles.labels(result=result)
+        for target in targets:
+            self.writes.labels(target=target)
+
+    def record(self, result: CycleResult) -> str:
+        """Export one finished cycle; returns its result (success, partial or failure)."""
+        outcome = cycle_result(result)
+        self.duration.observe(result.duration_seconds)
+        self.cycles.labels(result=outcome).inc()
+        self.last_cycle.set(self._clock())
+        if outcome != FAILURE:
+            self.last_success.set(self._clock())
+        for kind, count in result.listed.items():
+            self.source_objects.labels(kind=kind).set(count)
+            self.source_failed.labels(kind=kind).set(0)
+        for kind in result.missing:
+            self.source_objects.labels(kind=kind).set(0)
+            self.source_failed.labels(kind=kind).set(0)
+        for kind in result.failed:
+            self.source_failed.labels(kind=kind).set(1)
+        self.rejected.set(result.rejected_total)
+        for o in result.outcomes:
+            target, plan = str(o.target), o.plan
+            self.target_failed.labels(target=target).set(1 if o.error else 0)
+            if o.written:
+                self.writes.labels(target=target).inc()
+            if plan is None:  # the CR could not be read: nothing planned for it
+                for gauge in (self.candidates, self.selected, self.budget, self.budget_used):
+                    self._forget(gauge, target)
+                continue
+            self.candidates.labels(target=target).set(len(plan.candidates))
+            self.selected.labels(target=target).set(len(plan.selected))
+            if plan.budget_bytes is not None:
+                self.budget.labels(target=target).set(plan.budget_bytes)
+            else:
+                self._forget(self.budget, target)
+            self.budget_used.labels(target=target).set(plan.budget_used_bytes)
+        return outcome
+
+    def record_crash(self) -> None:
+        """A cycle that raised before it had a result (e.g. the target could not be read)."""
+        self.cycles.labels(result=FAILURE).inc()
+        self.last_cycle.set(self._clock())
+        for target in self._targets:
+            self.target_failed.labels(target=target).set(1)
+
+    @staticmethod
+    def _forget(gauge: Gauge, *labels: str) -> None:
+        try:
+            gauge.remove(*labels)
+        except KeyError:  # never set
+            pass

@@ -1,0 +1,124 @@
+"""What `once` prints: a table that fits 120 columns, `wide` with everything, and one JSON
+envelope whatever the number of targets (with the README's jq example run on it)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from agent.cycle import CycleResult, TargetOutcome
+from agent.model import ObjectRef
+from agent.plan import Candidate, Plan
+from agent.puller import PullerState
+from agent.refs import parse_reference
+from agent.report import as_json, render, shorten_reference
+from agent.settings import Target
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DIGEST = "sha256:" + "0123456789abcdef" * 3 + "a1b2c3d4e5f6a7b8"
+LONG = f"registry.redhat.io/rhoai/odh-workbench-jupyter-pytorch-cuda-py311-rhel9@{DIGEST}"
+LONG_TAG = "quay.io/opendatahub/workbench-images:cuda-jupyter-minimal-ubi9-python-3.11-2024b-20250101-abcdef"
+
+
+def candidate(image: str, *, selected: bool, reason: str, name: str = "") -> Candidate:
+    return Candidate(image=parse_reference(image), score=12.5, size_bytes=5 << 30, size_known=selected, roles=("workbench",),
+                     sources=(ObjectRef("Notebook", "team-a", "wb"),), selected=selected, reason=reason, name=name)
+
+
+def plan(namespace: str = "openshift-operators", name: str = "image-puller") -> Plan:
+    candidates = (
+        candidate(LONG, selected=True, reason="rank 1, score 12.5", name="odh-workbench-jupyter-pytorch-cuda-py311"),
+        candidate(LONG_TAG, selected=False,
+                  reason="namespace team-a-with-a-long-name already has 3 images of its own in the list"),
+        candidate("quay.io/modh/vllm:rhoai-2.19-cuda", selected=False, reason="does not fit the disk budget (4.2 GiB left)"),
+    )
+    nothing = PullerState(entries=(), owned={}, entry_kinds={})
+    return Plan(target_namespace=namespace, target_name=name, generated_at=datetime(2026, 1, 1, tzinfo=UTC),
+                budget_bytes=40 << 30, budget_used_bytes=5 << 30, candidates=candidates, current=nothing,
+                desired=nothing)
+
+
+def result(*targets: str) -> CycleResult:
+    outcomes = []
+    for t in targets or ("openshift-operators/image-puller",):
+        ns, name = t.split("/")
+        outcomes.append(TargetOutcome(Target(namespace=ns, name=name), plan(ns, name)))
+    return CycleResult(outcomes=tuple(outcomes), listed={"Notebook": 1}, missing={"LLMInferenceService": "404"})
+
+
+def table_rows(text: str) -> list[str]:
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("#"))
+    return lines[start:start + 4]
+
+
+def test_the_table_fits_120_columns_and_keeps_each_references_ends():
+    text = render(result(), output="table", dry_run=True, width=120)
+    rows = table_rows(text)
+    assert all(len(row) <= 120 for row in rows), [len(r) for r in rows]
+    assert "registry.redhat.io/rhoai/" in rows[1] and rows[1].split()[1].endswith(DIGEST[-12:])
+    assert "does not fit the disk budget (4.2 GiB left)" in rows[3]  # a short decision is whole
+    assert "Not served (CRD not installed), skipped: LLMInferenceService." in text
+
+
+@pytest.mark.parametrize("width", [100, 120, 160])
+def test_the_table_uses_the_width_it_has(width):
+    rows = table_rows(render(result(), output="table", dry_run=True, width=width))
+    assert max(len(r) for r in rows) <= width
+
+
+def test_wide_shortens_nothing_and_adds_names_and_roles():
+    text = render(result(), output="wide", dry_run=True)
+    rows = table_rows(text)
+    assert rows[0].split()[:3] == ["#", "NAME", "IMAGE"] and "ROLES" in rows[0]
+    assert LONG in rows[1] and LONG_TAG in rows[2] and "odh-workbench-jupyter-pytorch-cuda-py311" in rows[1]
+    assert "left out: namespace team-a-with-a-long-name already has 3 images of its own in the list" in rows[2]
+
+
+@pytest.mark.parametrize("width", [20, 30, 44, 60])
+def test_a_shortened_digest_reference_keeps_its_registry_and_the_digests_end(width):
+    short = shorten_reference(LONG, width)
+    assert len(short) == width
+    assert short.startswith("registry.redhat.io"[: width - 15]) and short.endswith(DIGEST[-12:])
+    assert "..." in short
+
+
+def test_a_shortened_tag_reference_keeps_both_ends():
+    short = shorten_reference(LONG_TAG, 40)
+    assert len(short) == 40 and short.startswith("quay.io/opendata") and short.endswith("20250101-abcdef")
+    assert shorten_reference("quay.io/a/b:1", 40) == "quay.io/a/b:1"
+
+
+def test_the_json_document_has_one_shape_whatever_the_number_of_targets():
+    one = json.loads(as_json(result(), dry_run=True))
+    two = json.loads(as_json(result("a/p", "b/p"), dry_run=True))
+    for doc in (one, two):
+        assert list(doc) == ["apiVersion", "kind", "dry_run", "cycle", "coverage", "targets"]
+        assert (doc["apiVersion"], doc["kind"], doc["dry_run"]) == ("prepull-agent.io/v1", "CycleReport", True)
+        assert set(doc["cycle"]) == {"listed", "missing", "failed", "requests", "duration_seconds"}
+    assert len(one["targets"]) == 1 and len(two["targets"]) == 2
+    assert list(one["targets"][0]) == list(two["targets"][1])
+    assert two["targets"][1]["target"] == {"namespace": "b", "name": "p"}
+
+
+def test_the_readme_documents_every_field_and_its_jq_examples_work():
+    readme = (REPO_ROOT / "README.md").read_text()
+    doc = json.loads(as_json(result("a/p", "b/p"), dry_run=True))
+    section = readme[readme.index("### The JSON document"):]
+    section = section[: section.index("\n## ", 1)]
+    for key in [*doc, *doc["cycle"], *doc["coverage"], *doc["targets"][0], *doc["targets"][0]["candidates"][0]]:
+        assert f"`{key}`" in section, key
+    jq = shutil.which("jq")
+    if jq is None:
+        pytest.skip("no jq on this machine")
+    examples = re.findall(r"\| jq (?:-r )?'([^']+)'", readme)
+    assert examples, "no jq example in the README"
+    for program in examples:
+        done = subprocess.run([jq, program], input=json.dumps(doc), capture_output=True, text=True, check=False)
+        assert done.returncode == 0 and done.stdout.strip(), (program, done.stderr)
