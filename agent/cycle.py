@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import structlog
@@ -29,12 +29,12 @@ import structlog
 from agent.apply import ApplyError, TargetMissing, read_target, write_plan
 from agent.kube.client import Kube
 from agent.kube.errors import Conflict, KubeError
-from agent.kube.kinds import NODE
-from agent.model import NodeInfo, Rejection
+from agent.model import KindName, NodeInfo
 from agent.observe import observe
+from agent.outcome import CycleResult, TargetOutcome
 from agent.plan import Plan, PlanInput, make_plan
 from agent.policy import apply_policy
-from agent.pools import Placing, Pool, TargetUsages, place
+from agent.pools import TargetUsages, place
 from agent.puller import InvalidPullerCR, PullerCR
 from agent.resolve import Inventory, resolve
 from agent.settings import Settings, Target
@@ -49,38 +49,6 @@ NOT_THE_LEADER = "not the leader any more; nothing written"
 
 
 NO_NODE = "the puller runs on no node: check its spec.nodeSelector, spec.affinity and spec.tolerations"
-
-
-@dataclass(frozen=True)
-class TargetOutcome:
-    target: Target
-    plan: Plan | None  # None: the CR could not be read as a KubernetesImagePuller (see `error`)
-    written: bool = False
-    error: str = ""  # why this target was not brought up to date
-    pool: Pool | None = None  # the nodes its puller runs on; None when the nodes are unknown
-
-
-@dataclass(frozen=True)
-class CycleResult:
-    outcomes: tuple[TargetOutcome, ...]
-    rejected: tuple[Rejection, ...] = ()  # references refused this cycle (unparsable, or by policy): the first ones
-    problems: tuple[str, ...] = ()  # e.g. an InferenceService whose runtime is not found: the first ones
-    rejected_total: int = 0  # every reference refused, kept or not
-    problems_total: int = 0
-    placing: Placing | None = None  # what no target covers, and images no node can run
-    listed: dict[str, int] = field(default_factory=dict)
-    missing: dict[str, str] = field(default_factory=dict)
-    failed: dict[str, str] = field(default_factory=dict)
-    requests: int = 0
-    duration_seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return all(not o.error for o in self.outcomes)
-
-    @property
-    def written(self) -> int:
-        return sum(o.written for o in self.outcomes)
 
 
 def _always() -> bool:
@@ -158,7 +126,7 @@ def _unreadable(target: Target, error: InvalidPullerCR) -> TargetOutcome:
 
 def _placeable_nodes(observation: Observation, settings: Settings) -> Sequence[NodeInfo] | None:
     """The nodes to place workloads on, or None when they are unknown this cycle."""
-    node_kind = NODE.kind
+    node_kind = KindName.NODE
     if not settings.sources.nodes or node_kind in observation.failed or node_kind in observation.missing:
         return None
     return observation.nodes.nodes

@@ -43,11 +43,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agent import logs
-from agent.cycle import CycleResult, run_cycle
+from agent.cycle import run_cycle
 from agent.exits import Exit
 from agent.kube.client import Kube
 from agent.leader import LeaderElector, LeaseConfig
 from agent.metrics import FAILURE, Metrics
+from agent.outcome import CycleResult
 from agent.settings import Settings
 
 log = structlog.get_logger("prepull_agent.serve")

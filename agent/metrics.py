@@ -29,7 +29,7 @@ from prometheus_client import (
     ProcessCollector,
 )
 
-from agent.cycle import CycleResult
+from agent.outcome import CycleResult
 from agent.version import PYTHON, VERSION
 
 SUCCESS, PARTIAL, FAILURE = "success", "partial", "failure"

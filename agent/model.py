@@ -18,6 +18,25 @@ if TYPE_CHECKING:  # agent.placement builds on this module; only the annotation 
     from agent.placement import Placement
 
 
+class KindName(StrEnum):
+    """The kinds of object the agent reads or writes, by the name the API gives them. One
+    place for every name: the sources tag what they find with it, the API edge lists it
+    (`agent.kube.kinds` pairs each with its REST path), and the planner's safety rule
+    compares the kinds that failed with these constants, never with string literals."""
+
+    IMAGE_STREAM = "ImageStream"
+    TEMPLATE = "Template"
+    NOTEBOOK = "Notebook"
+    SERVING_RUNTIME = "ServingRuntime"
+    CLUSTER_SERVING_RUNTIME = "ClusterServingRuntime"
+    INFERENCE_SERVICE = "InferenceService"
+    LLM_INFERENCE_SERVICE = "LLMInferenceService"
+    DSC_INITIALIZATION = "DSCInitialization"
+    IMAGE_PULLER = "KubernetesImagePuller"
+    NODE = "Node"
+    LEASE = "Lease"
+
+
 @dataclass(frozen=True, order=True, slots=True)
 class ObjectRef:
     """The Kubernetes object an image was found in. `namespace` is "" when cluster-scoped."""

@@ -47,15 +47,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
-from agent.model import NodeInfo, ObjectRef, Role, State, Usage
+from agent.model import KindName, NodeInfo, ObjectRef, Role, State, Usage
 from agent.policy import first_match, policy_problem
 from agent.puller import Entry, PullerCR, PullerState, entry_name
 from agent.refs import ImageRef, InvalidReference, parse_reference
 from agent.settings import Settings
 from agent.sizes import ImageSizes
 
-NODE_KIND = "Node"
-DSCI_KIND = "DSCInitialization"
+NODE_KIND = KindName.NODE
+DSCI_KIND = KindName.DSC_INITIALIZATION
 
 # How an object uses an image: running or defining a workload, or only offering it.
 WORKLOAD_STATES = frozenset({State.RUNNING, State.STOPPED, State.READY, State.NOT_READY})

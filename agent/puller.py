@@ -91,7 +91,7 @@ TAGS_ANNOTATION = "prepull-agent.io/entry-tags"
 # binary with an init container of this name): an entry named so would collide with it.
 RESERVED_NAMES = frozenset({"copy-sleep"})
 
-KIND = "KubernetesImagePuller"
+KIND = "KubernetesImagePuller"  # agent.model.KindName.IMAGE_PULLER (this module imports no model)
 
 # Go's strings.TrimSpace trims what unicode.IsSpace accepts: the Unicode White_Space set.
 # Python's str.strip() also trims U+001C..U+001F, which Go keeps, so the set is explicit.

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from agent.cycle import CycleResult, TargetOutcome
+from agent.outcome import CycleResult, TargetOutcome
 from agent.plan import Candidate, Plan
 from agent.pools import Gap, Pool
 from agent.puller import render_images

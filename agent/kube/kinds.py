@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agent.model import KindName
+
 
 @dataclass(frozen=True, slots=True)
 class Kind:
@@ -35,20 +37,22 @@ class Kind:
         return base
 
 
-IMAGE_STREAM = Kind("ImageStream", "image.openshift.io", "v1", "imagestreams", namespaced=True)
-TEMPLATE = Kind("Template", "template.openshift.io", "v1", "templates", namespaced=True)
-NOTEBOOK = Kind("Notebook", "kubeflow.org", "v1", "notebooks", namespaced=True)
-SERVING_RUNTIME = Kind("ServingRuntime", "serving.kserve.io", "v1alpha1", "servingruntimes", namespaced=True)
+IMAGE_STREAM = Kind(KindName.IMAGE_STREAM, "image.openshift.io", "v1", "imagestreams", namespaced=True)
+TEMPLATE = Kind(KindName.TEMPLATE, "template.openshift.io", "v1", "templates", namespaced=True)
+NOTEBOOK = Kind(KindName.NOTEBOOK, "kubeflow.org", "v1", "notebooks", namespaced=True)
+SERVING_RUNTIME = Kind(KindName.SERVING_RUNTIME, "serving.kserve.io", "v1alpha1", "servingruntimes", namespaced=True)
 CLUSTER_SERVING_RUNTIME = Kind(
-    "ClusterServingRuntime", "serving.kserve.io", "v1alpha1", "clusterservingruntimes", namespaced=False
+    KindName.CLUSTER_SERVING_RUNTIME, "serving.kserve.io", "v1alpha1", "clusterservingruntimes", namespaced=False
 )
-INFERENCE_SERVICE = Kind("InferenceService", "serving.kserve.io", "v1beta1", "inferenceservices", namespaced=True)
+INFERENCE_SERVICE = Kind(
+    KindName.INFERENCE_SERVICE, "serving.kserve.io", "v1beta1", "inferenceservices", namespaced=True
+)
 LLM_INFERENCE_SERVICE = Kind(
-    "LLMInferenceService", "serving.kserve.io", "v1alpha1", "llminferenceservices", namespaced=True
+    KindName.LLM_INFERENCE_SERVICE, "serving.kserve.io", "v1alpha1", "llminferenceservices", namespaced=True
 )
 DSC_INITIALIZATION = Kind(
-    "DSCInitialization", "dscinitialization.opendatahub.io", "v1", "dscinitializations", namespaced=False
+    KindName.DSC_INITIALIZATION, "dscinitialization.opendatahub.io", "v1", "dscinitializations", namespaced=False
 )
-IMAGE_PULLER = Kind("KubernetesImagePuller", "che.eclipse.org", "v1alpha1", "kubernetesimagepullers", namespaced=True)
-NODE = Kind("Node", "", "v1", "nodes", namespaced=False)
-LEASE = Kind("Lease", "coordination.k8s.io", "v1", "leases", namespaced=True)
+IMAGE_PULLER = Kind(KindName.IMAGE_PULLER, "che.eclipse.org", "v1alpha1", "kubernetesimagepullers", namespaced=True)
+NODE = Kind(KindName.NODE, "", "v1", "nodes", namespaced=False)
+LEASE = Kind(KindName.LEASE, "coordination.k8s.io", "v1", "leases", namespaced=True)

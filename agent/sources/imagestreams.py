@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.model import ObjectRef, Role, State, StreamTag, Usage
+from agent.model import KindName, ObjectRef, Role, State, StreamTag, Usage
 from agent.refs import ImageRef
 from agent.sources.common import (
     MAX_NAME,
@@ -45,7 +45,7 @@ from agent.sources.common import (
     parse_image,
 )
 
-KIND = "ImageStream"
+KIND = KindName.IMAGE_STREAM
 WORKBENCH_LABEL = "opendatahub.io/notebook-image"
 RUNTIME_LABEL = "opendatahub.io/runtime-image"
 LABEL_SELECTORS = (f"{WORKBENCH_LABEL}=true", f"{RUNTIME_LABEL}=true")

@@ -21,13 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.model import NodeInfo, Taint
+from agent.model import KindName, NodeInfo, Taint
 from agent.placement import is_extended_resource, quantity_is_positive
 from agent.quantity import parse_quantity
 from agent.sizes import ImageSizes
 from agent.sources.common import as_list, as_str, dig, labels_of
 
-KIND = "Node"
+KIND = KindName.NODE
 MAX_TAINTS = 64  # taints read per node; a real node has a handful
 MAX_ALLOCATABLE = 128  # status.allocatable entries looked at per node
 MAX_EXTENDED = 32  # extended resources kept per node

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agent.model import Role, State, StreamTag, Usage
+from agent.model import KindName, Role, State, StreamTag, Usage
 from agent.sources.common import (
     MAX_NAME,
     Findings,
@@ -35,7 +35,7 @@ from agent.sources.common import (
     scheduling,
 )
 
-KIND = "Notebook"
+KIND = KindName.NOTEBOOK
 STOPPED = "kubeflow-resource-stopped"
 STARTING_LOCK = "odh-notebook-controller-lock"
 LAST_IMAGE_SELECTION = "notebooks.opendatahub.io/last-image-selection"

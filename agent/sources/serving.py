@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.model import ObjectRef, Role, State, Usage
+from agent.model import KindName, ObjectRef, Role, State, Usage
 from agent.placement import Placement, PodScheduling
 from agent.refs import ImageRef, is_modelcar_uri
 from agent.sources.common import (
@@ -56,11 +56,11 @@ from agent.sources.common import (
     scheduling,
 )
 
-SERVING_RUNTIME = "ServingRuntime"
-CLUSTER_SERVING_RUNTIME = "ClusterServingRuntime"
-TEMPLATE = "Template"
-INFERENCE_SERVICE = "InferenceService"
-LLM_INFERENCE_SERVICE = "LLMInferenceService"
+SERVING_RUNTIME = KindName.SERVING_RUNTIME
+CLUSTER_SERVING_RUNTIME = KindName.CLUSTER_SERVING_RUNTIME
+TEMPLATE = KindName.TEMPLATE
+INFERENCE_SERVICE = KindName.INFERENCE_SERVICE
+LLM_INFERENCE_SERVICE = KindName.LLM_INFERENCE_SERVICE
 TEMPLATE_LABEL_SELECTOR = "opendatahub.io/dashboard=true"
 RECOMMENDED_ACCELERATORS = "opendatahub.io/recommended-accelerators"
 MAIN_CONTAINER = "kserve-container"

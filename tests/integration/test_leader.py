@@ -27,7 +27,8 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from agent.apply import TargetMissing
-from agent.cycle import NOT_THE_LEADER, CycleResult, run_cycle
+from agent.cycle import NOT_THE_LEADER, run_cycle
+from agent.outcome import CycleResult
 from agent.kube.client import Kube, connect
 from agent.kube.errors import ServerError
 from agent.leader import LeaderElector, LeaseConfig

@@ -229,7 +229,7 @@ def test_a_context_needs_a_kubeconfig(places, tmp_path):
 def test_the_start_line_names_version_credentials_context_server_targets_and_config(clean_env, tmp_path, mocker):
     import structlog
 
-    from agent.cycle import CycleResult
+    from agent.outcome import CycleResult
 
     mocker.patch("agent.cycle.run_cycle", return_value=CycleResult(outcomes=()))
     path = kubeconfig(tmp_path / "k", server="https://api.example:6443", context="admin")

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 from prometheus_client import generate_latest
 
-from agent.cycle import CycleResult, TargetOutcome
 from agent.loop import EXIT_LEADERSHIP_LOST, EXIT_OK, EXIT_TOO_MANY_FAILURES, Agent, lease_timeout
+from agent.outcome import CycleResult, TargetOutcome
 from agent.plan import Candidate, Plan
 from agent.settings import load_settings
 from agent.version import VERSION

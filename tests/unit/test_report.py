@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.cycle import CycleResult, TargetOutcome
 from agent.model import ObjectRef
+from agent.outcome import CycleResult, TargetOutcome
 from agent.plan import Candidate, Plan
 from agent.puller import PullerState
 from agent.refs import parse_reference

@@ -13,7 +13,12 @@ from agent.sources import Observation
 from agent.sources.imagestreams import read_image_stream
 from agent.sources.nodes import MAX_EXTENDED, MAX_TAINTS, NodeFindings, read_node
 from agent.sources.notebooks import read_notebook
-from agent.sources.serving import read_inference_service, read_llm_inference_service, read_serving_runtime, read_template
+from agent.sources.serving import (
+    read_inference_service,
+    read_llm_inference_service,
+    read_serving_runtime,
+    read_template,
+)
 
 APPS = "redhat-ods-applications"
 D1 = "sha256:" + "1" * 64
