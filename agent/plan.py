@@ -50,6 +50,7 @@ from enum import StrEnum
 from agent.model import KindName, NodeInfo, ObjectRef, Role, State, Usage
 from agent.policy import first_match, policy_problem
 from agent.puller import Entry, PullerCR, PullerState, entry_name
+from agent.quantity import format_bytes
 from agent.refs import ImageRef, InvalidReference, parse_reference
 from agent.settings import Settings
 from agent.sizes import ImageSizes
@@ -461,10 +462,10 @@ class _Room:
             if self.budget is not None and self.bytes_of[ns] + image.size > self.budget * self.share * slack:
                 return (
                     f"namespace {ns}'s own images would take more than its {self.share:.0%} share of "
-                    f"the disk budget ({_gib(self.budget * self.share - self.bytes_of[ns])} left)"
+                    f"the disk budget ({format_bytes(int(self.budget * self.share) - self.bytes_of[ns])} left)"
                 )
         if self.budget is not None and self.used + image.size > self.budget * slack:
-            return f"does not fit the disk budget ({_gib(self.budget - self.used)} left)"
+            return f"does not fit the disk budget ({format_bytes(self.budget - self.used)} left)"
         return ""
 
     def take(self, image: _Image) -> None:
@@ -637,6 +638,3 @@ def _parse_or_none(text: str | None) -> ImageRef | None:
     except InvalidReference:
         return None
 
-
-def _gib(n: float) -> str:
-    return f"{n / 2**30:.1f} GiB"

@@ -24,6 +24,7 @@ from agent.outcome import CycleResult, TargetOutcome
 from agent.plan import Candidate, Plan
 from agent.pools import Gap, Pool
 from agent.puller import render_images
+from agent.quantity import format_bytes
 
 API_VERSION = "prepull-agent.io/v1"
 KIND = "CycleReport"
@@ -348,8 +349,4 @@ def _verdict(outcome: TargetOutcome, *, dry_run: bool) -> str:
     return "Written." if outcome.written else "Not written."
 
 
-def _size(n: int) -> str:
-    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
+_size = format_bytes  # the one byte formatter (agent.quantity)
