@@ -435,59 +435,57 @@ def read_puller(obj: Mapping[str, Any]) -> PullerCR:
     The owned-entries annotation never makes the object invalid: garbage there reads as
     "owns nothing".
     """
-    if not isinstance(obj, Mapping):
-        raise InvalidPullerCR(f"{KIND} <unknown>: not an object: {type(obj).__name__}")
-    metadata = obj.get("metadata")
-    if not isinstance(metadata, Mapping):
-        raise InvalidPullerCR(f"{KIND} <unknown>: metadata is missing")
-    namespace = metadata.get("namespace")
-    name = metadata.get("name")
-    where = f"{KIND} {_text_or_unknown(namespace)}/{_text_or_unknown(name)}"
-
-    def fail(field: str, problem: str) -> InvalidPullerCR:
-        return InvalidPullerCR(f"{where}: {field} {problem}")
-
-    if not isinstance(namespace, str) or not namespace:
-        raise fail("metadata.namespace", "is missing")
-    if not isinstance(name, str) or not name:
-        raise fail("metadata.name", "is missing")
-    resource_version = metadata.get("resourceVersion")
-    if not isinstance(resource_version, str) or not resource_version:
-        raise fail("metadata.resourceVersion", "is missing")
-
+    metadata, namespace, name, resource_version = _identity(obj)
+    where = f"{KIND} {namespace}/{name}"
     spec = obj.get("spec")
     if spec is None:
         spec = {}
     if not isinstance(spec, Mapping):
-        raise fail("spec", f"is not an object: {type(spec).__name__}")
-
+        raise InvalidPullerCR(f"{where}: spec is not an object: {type(spec).__name__}")
     images = spec.get("images")
     if images is None:
         images = ""
     if not isinstance(images, str):
-        raise fail("spec.images", f"is not a string: {type(images).__name__}")
-
+        raise InvalidPullerCR(f"{where}: spec.images is not a string: {type(images).__name__}")
     node_selector = _node_selector(spec.get("nodeSelector"))
     if isinstance(node_selector, str):
-        raise fail("spec.nodeSelector", node_selector)
+        raise InvalidPullerCR(f"{where}: spec.nodeSelector {node_selector}")
     try:
         affinity = read_affinity_json(spec.get("affinity"), field="spec.affinity")
         tolerations = read_tolerations_json(spec.get("tolerations"), field="spec.tolerations")
     except PlacementError as e:
-        raise fail(e.field, e.problem) from None
-
+        raise InvalidPullerCR(f"{where}: {e.field} {e.problem}") from None
+    annotations = metadata.get("annotations")
     return PullerCR(
         namespace=namespace,
         name=name,
         resource_version=resource_version,
         images=images,
-        owned=read_owned(metadata.get("annotations")),
+        owned=read_owned(annotations),
         node_selector=node_selector,
-        entry_kinds=read_entry_kinds(metadata.get("annotations")),
-        entry_tags=read_entry_tags(metadata.get("annotations")),
+        entry_kinds=read_entry_kinds(annotations),
+        entry_tags=read_entry_tags(annotations),
         affinity=affinity,
         tolerations=tolerations,
     )
+
+
+def _identity(obj: Any) -> tuple[Mapping[str, Any], str, str, str]:
+    """(metadata, namespace, name, resourceVersion); raises InvalidPullerCR naming what is missing."""
+    if not isinstance(obj, Mapping):
+        raise InvalidPullerCR(f"{KIND} <unknown>: not an object: {type(obj).__name__}")
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, Mapping):
+        raise InvalidPullerCR(f"{KIND} <unknown>: metadata is missing")
+    where = f"{KIND} {_text_or_unknown(metadata.get('namespace'))}/{_text_or_unknown(metadata.get('name'))}"
+    found = []
+    for key in ("namespace", "name", "resourceVersion"):
+        value = metadata.get(key)
+        if not isinstance(value, str) or not value:
+            raise InvalidPullerCR(f"{where}: metadata.{key} is missing")
+        found.append(value)
+    namespace, name, resource_version = found
+    return metadata, namespace, name, resource_version
 
 
 def _node_selector(raw: Any) -> dict[str, str] | str:
