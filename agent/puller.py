@@ -276,20 +276,9 @@ def read_owned(annotations: Mapping[str, str] | None) -> dict[str, str]:
     could not have been written by the agent are left out. Owning less is the safe
     reading: the agent never touches entries it does not own.
     """
-    if not isinstance(annotations, Mapping):
-        return {}
-    raw = annotations.get(OWNED_ANNOTATION)
-    if not isinstance(raw, str):
-        return {}
-    try:
-        decoded: Any = json.loads(raw)
-    except (ValueError, RecursionError):
-        return {}
-    if not isinstance(decoded, dict):
-        return {}
     return {
         name: image
-        for name, image in decoded.items()
+        for name, image in _annotation_map(annotations, OWNED_ANNOTATION).items()
         if is_dns1123_label(name) and isinstance(image, str) and _is_image_text(image)
     }
 
@@ -303,47 +292,50 @@ def render_owned(owned: Mapping[str, str]) -> str:
     for name, image in owned.items():
         if not is_dns1123_label(name) or not isinstance(image, str) or not _is_image_text(image):
             raise ValueError(f"cannot record owned entry {name!r}={image!r}")
-    return json.dumps(dict(owned), sort_keys=True, separators=(",", ":"))
+    return _compact(dict(owned))
 
 
 def read_entry_kinds(annotations: Mapping[str, str] | None) -> dict[str, tuple[str, ...]]:
     """{entry name: kinds} from KINDS_ANNOTATION; anything malformed is left out (never raises)."""
-    raw = annotations.get(KINDS_ANNOTATION) if isinstance(annotations, Mapping) else None
-    try:
-        decoded: Any = json.loads(raw) if isinstance(raw, str) else None
-    except (ValueError, RecursionError):
-        return {}
-    if not isinstance(decoded, dict):
-        return {}
     return {
         name: tuple(sorted(set(kinds)))
-        for name, kinds in decoded.items()
+        for name, kinds in _annotation_map(annotations, KINDS_ANNOTATION).items()
         if is_dns1123_label(name) and isinstance(kinds, list) and all(isinstance(k, str) and k for k in kinds)
     }
 
 
 def render_entry_kinds(kinds: Mapping[str, Sequence[str]]) -> str:
-    return json.dumps({name: sorted(set(k)) for name, k in kinds.items()}, sort_keys=True, separators=(",", ":"))
+    return _compact({name: sorted(set(k)) for name, k in kinds.items()})
 
 
 def read_entry_tags(annotations: Mapping[str, str] | None) -> dict[str, str]:
     """{entry name: tag} from TAGS_ANNOTATION; anything malformed is left out (never raises)."""
-    raw = annotations.get(TAGS_ANNOTATION) if isinstance(annotations, Mapping) else None
-    try:
-        decoded: Any = json.loads(raw) if isinstance(raw, str) else None
-    except (ValueError, RecursionError):
-        return {}
-    if not isinstance(decoded, dict):
-        return {}
     return {
         name: tag
-        for name, tag in decoded.items()
+        for name, tag in _annotation_map(annotations, TAGS_ANNOTATION).items()
         if is_dns1123_label(name) and isinstance(tag, str) and _is_image_text(tag)
     }
 
 
 def render_entry_tags(tags: Mapping[str, str]) -> str:
-    return json.dumps(dict(tags), sort_keys=True, separators=(",", ":"))
+    return _compact(dict(tags))
+
+
+def _annotation_map(annotations: Mapping[str, str] | None, key: str) -> dict[Any, Any]:
+    """The JSON object an agent annotation holds, or {} for anything else (never raises)."""
+    raw = annotations.get(key) if isinstance(annotations, Mapping) else None
+    if not isinstance(raw, str):
+        return {}
+    try:
+        decoded: Any = json.loads(raw)
+    except (ValueError, RecursionError):
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
+
+
+def _compact(value: Mapping[str, Any]) -> str:
+    """Compact JSON with sorted keys: equal maps give equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
