@@ -11,7 +11,6 @@ integration test that shows the same against the real server.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import pytest
@@ -24,8 +23,8 @@ from agent.kube.errors import Unauthorized
 from agent.model import KindName
 from agent.outcome import CycleResult
 from agent.puller import parse_images
-from tests.harness.record import ADDED, ADMIN_ENTRY, NOW, THEIRS, settings_for
-from tests.harness.recorded import Replay, replaying
+from tests.harness.record import ADDED, ADMIN_ENTRY, DEFINITIONS, NOW, THEIRS, describe, settings_for
+from tests.harness.recorded import RECORDED, Replay, load, replaying
 
 PULLERS = "/apis/che.eclipse.org/v1alpha1/namespaces/"
 NOTEBOOKS = "/apis/kubeflow.org/v1/notebooks"
@@ -263,13 +262,10 @@ def test_refused_credentials_end_the_cycle_at_the_first_request():
     assert len(replay.sent) == 1
 
 
-def test_the_recordings_say_what_they_are():
-    """Each file names its scenario and says how it was recorded (tests/harness/record.py)."""
-    from tests.harness.record import DEFINITIONS
-    from tests.harness.recorded import RECORDED, load
-
+def test_there_is_one_recording_per_scenario_and_each_says_what_it_is():
+    """tests/harness/record.py makes them; tests/integration/test_recorded.py checks them."""
     assert sorted(p.stem for p in RECORDED.glob("*.json")) == sorted(DEFINITIONS)
     for name in DEFINITIONS:
         scenario = load(name)
-        assert scenario.name == name and scenario.description and scenario.exchanges
-        assert all(json.dumps(e.answer) for e in scenario.exchanges)
+        assert scenario.name == name and scenario.exchanges
+        assert scenario.description == describe(DEFINITIONS[name])
