@@ -13,9 +13,12 @@ answer's resources sorted by name (the server's order varies), `managedFields` l
 `Replay` is enough of an `ApiClient` for `agent.kube.client.Kube`: it answers a request
 with the answer recorded for exactly that request (method, path, query, Accept and body);
 a request sent several times gets its answers in the order they were recorded (a GET
-before and after a write). A request that was never recorded raises `NotRecorded`: a
-replay never makes an answer up. An error answer is raised as the official client raises
-it (`ApiException` with the server's status, body and Retry-After).
+before and after a write); `in_order=True` also holds the requests to the recorded order
+(two replicas GETting one Lease). A request that was never recorded raises `NotRecorded`:
+a replay never makes an answer up. Answers are kept as JSON documents, not as the bytes
+on the wire, so a replayed answer is the same document in compact JSON. An error answer is
+raised as the official client raises it (`ApiException` with the server's status, body
+and Retry-After).
 
 `python -m tests.harness.record` records every scenario again on a private local cluster;
 tests/integration/test_recorded.py checks the files are still what the server answers.
@@ -42,7 +45,6 @@ RECORDED = REPO_ROOT / "tests" / "data" / "recorded"
 FORMAT = "prepull-agent.io/recorded-answers/v1"
 RERECORD = "python -m tests.harness.record"
 
-JSON = dict[str, Any]
 Key = tuple[str, str, tuple[tuple[str, str], ...], str, str]
 
 
