@@ -108,6 +108,15 @@ def test_the_json_document_has_one_shape_whatever_the_number_of_targets():
     assert two["targets"][1]["target"] == {"namespace": "b", "name": "p"}
 
 
+def test_the_json_prints_the_first_100_objects_of_an_image_and_how_many_there_are():
+    many = tuple(ObjectRef("Notebook", f"team-{i:05d}", "wb") for i in range(10_000))
+    one = replace(plan(), candidates=(replace(plan().candidates[0], sources=many),))
+    doc = json.loads(as_json(CycleResult(outcomes=(TargetOutcome(Target(), one),)), dry_run=True))
+    listed = doc["targets"][0]["candidates"][0]
+    assert listed["sources_total"] == 10_000
+    assert listed["sources"] == [{"kind": "Notebook", "namespace": f"team-{i:05d}", "name": "wb"} for i in range(100)]
+
+
 def test_the_readme_documents_every_field_and_its_jq_examples_work():
     readme = (REPO_ROOT / "README.md").read_text()
     doc = json.loads(as_json(result("a/p", "b/p"), dry_run=True))
