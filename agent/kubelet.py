@@ -22,8 +22,9 @@ against the sources, kubernetes/kubernetes v1.35.4 and k8s.io/client-go v0.35.4)
   later similar event only increments that event's `count` and replaces its message: the
   count then covers occurrences whose messages are gone. `combined` says so.
 - Fields (`tools/record/event.go` `generateEvent`; `cmd/kubelet/app/server.go`): `source`
-  `{component: kubelet, host: NODE}`, `reportingController: kubelet`, `reportingInstance:
-  NODE`, `involvedObject` the Pod (`fieldPath` `spec.containers{NAME}`), `count` from 1 and
+  `{component: kubelet, host: NODE}`, `reportingComponent: kubelet` (the Go field
+  `ReportingController`, k8s.io/api `core/v1/types.go`), `reportingInstance: NODE`,
+  `involvedObject` the Pod (`fieldPath` `spec.containers{NAME}`), `count` from 1 and
   `firstTimestamp` / `lastTimestamp`; the legacy recorder never sets `series`.
 
 Everything else is refused with `NotPulled`, whose `reason` is one of a few fixed phrases
@@ -278,7 +279,7 @@ def read_event(obj: Mapping[str, Any]) -> PulledEvent:
     if _text(obj.get("reason")) != PULLED_REASON or _text(obj.get("type"), "Normal") != "Normal":
         raise NotPulled(NOT_PULLED)
     source = _mapping(obj.get("source"))
-    if KUBELET not in (_text(source.get("component")), _text(obj.get("reportingController"))):
+    if KUBELET not in (_text(source.get("component")), _text(obj.get("reportingComponent"))):
         raise NotPulled(NOT_KUBELET)
     meta = _mapping(obj.get("metadata"))
     involved = _mapping(obj.get("involvedObject"))

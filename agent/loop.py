@@ -26,6 +26,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -44,6 +45,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agent import logs
 from agent.cycle import run_cycle
+from agent.events import StartupStore
 from agent.exits import Exit
 from agent.kube.client import Kube
 from agent.leader import LeaderElector, LeaseConfig
@@ -101,7 +103,9 @@ class Agent:
         self.last_result: CycleResult | None = None
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self.elector: LeaderElector | None = None
-        self._cycle = cycle
+        # The start-up summary, kept across cycles and written back (not in a dry run).
+        self.startup = StartupStore.for_settings(settings, writable=not dry_run)
+        self._cycle = functools.partial(run_cycle, startup=self.startup) if cycle is run_cycle else cycle
         self._exit_process = exit_process
         self._lock = threading.Lock()
 

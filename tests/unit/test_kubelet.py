@@ -193,6 +193,7 @@ def test_an_event_as_the_kubelet_writes_it_is_read() -> None:
 
 def test_the_node_may_come_from_the_reporting_instance_alone() -> None:
     assert read_event(event(source={"component": "kubelet"})).node == "worker-0"
+    assert read_event(event(source={}, reportingComponent="kubelet")).node == "worker-0"
 
 
 def test_a_missing_count_is_one_occurrence() -> None:
@@ -202,7 +203,7 @@ def test_a_missing_count_is_one_occurrence() -> None:
 @pytest.mark.parametrize(("changes", "reason"), [
     ({"reason": "Pulling"}, NOT_PULLED),
     ({"type": "Warning"}, NOT_PULLED),
-    ({"source": {"component": "someone", "host": "worker-0"}, "reportingController": "someone"}, NOT_KUBELET),
+    ({"source": {"component": "someone", "host": "worker-0"}, "reportingComponent": "someone"}, NOT_KUBELET),
     ({"involvedObject": {"kind": "Node", "name": "worker-0"}}, NOT_A_POD),
     ({"involvedObject": {"kind": "Pod", "namespace": "team-b", "name": "wb-0"}}, NOT_A_POD),
     ({"involvedObject": {"kind": "Pod", "namespace": "team-a"}}, NOT_A_POD),
