@@ -258,9 +258,12 @@ def begin(
     nodes: Sequence[NodeInfo] | None,
 ) -> CyclePulls | None:
     """Before planning: the summary, this cycle's events, and what they add. None when
-    `startup.enabled` is off."""
+    `startup.enabled` is off, or when the API server stopped answering this cycle."""
     startup = settings.startup
     if not startup.enabled:
+        return None
+    if observation.unreachable:  # asking more would only wait out more timeouts
+        log.warning("Pulled events not listed: the API server stopped answering", reason=observation.unreachable)
         return None
     summary = store.load(kube)
     listing = list_pulled(kube, page_size=settings.kube.page_size, max_events=startup.max_events,
