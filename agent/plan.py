@@ -32,10 +32,11 @@ time. The steps, one function each:
    managed image ranks as if its score were `retain_margin` higher, keeps a minimum that
    much lower and may overrun the budget by as much, so wobbling scores and sizes do not
    rewrite the list. Where the disk budget forces a choice (the ranked images that reach
-   the minimum do not all fit), each tier is ordered by start-up seconds saved per byte
-   instead (`_pull_factors`): score x pull seconds / size, the pull seconds being the
-   measured median cold pull where there is one (`PlanInput.pull_seconds`, from the
-   kubelet's events, `agent.startup`) and size / `pull_rate` otherwise. That is score x a
+   the minimum do not all fit in it, or a project's own in its share of it), each tier is
+   ordered by start-up seconds saved per byte instead (`_pull_factors`): score x pull
+   seconds / size, the pull seconds being the measured median cold pull where there is
+   one (`PlanInput.pull_seconds`, from the kubelet's events, `agent.startup`) and size /
+   `pull_rate` otherwise. That is score x a
    factor, exactly 1 for an image without a measured pull, bounded by
    `startup.max_rank_factor` either way: with no events the order is the score's.
 6. **Entries** (`_desired`). Entries the agent did not write stay verbatim and in place;
@@ -518,14 +519,20 @@ def _pull_factors(images: Sequence[_Image], given: PlanInput, room: _Room, liste
     """Where the disk budget forces a choice, how far each measured image's rank value moves:
     its measured pull seconds over the size-based estimate (size / `pull_rate`), within
     `startup.max_rank_factor` either way. {} (rank by score) without a budget, without
-    measured pulls, or when the ranked images that reach the minimum all fit."""
+    measured pulls, or when the ranked images that reach the minimum all fit (in the budget,
+    and each project's own in its share of it)."""
     if room.budget is None or given.pull_rate <= 0 or not given.pull_seconds:
         return {}
     min_score, margin = given.settings.selection.min_score, room.margin
-    wanted = sum(
-        i.size for i in images if i.score >= (min_score * (1 - margin) if i.ref in listed.managed else min_score)
-    )
-    if room.used + wanted <= room.budget:
+    wanted = [
+        i for i in images if i.score >= (min_score * (1 - margin) if i.ref in listed.managed else min_score)
+    ]
+    own: Counter[str] = Counter()
+    for i in wanted:
+        if i.tier is Tier.PROJECT:
+            own[i.namespace] += i.size
+    fits = room.used + sum(i.size for i in wanted) <= room.budget
+    if fits and all(size <= room.budget * room.share for size in own.values()):
         return {}
     bound = given.settings.startup.max_rank_factor
     return {

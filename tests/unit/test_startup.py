@@ -328,10 +328,10 @@ def test_only_images_the_agent_lists_there_now_save_and_new_ones_are_listed_from
 
 
 def ranked(usages: list[Usage], *, budget: int | None, pulls: dict[str, float], rate: float = 50 * 2**20,
-           sizes: dict[str, int] | None = None, factor: float = 4.0) -> Plan:
+           sizes: dict[str, int] | None = None, factor: float = 4.0, share: float = 0.5) -> Plan:
     base = Settings()
     cfg = replace(base, selection=replace(base.selection, disk_budget=DiskBudget(bytes=budget, fraction=None),
-                                          min_score=0.0),
+                                          min_score=0.0, max_namespace_share=share),
                   startup=replace(base.startup, max_rank_factor=factor))
     found = ImageSizes()
     for name, size in (sizes or {}).items():
@@ -384,6 +384,15 @@ def test_a_measured_pull_moves_the_rank_value_by_at_most_the_factor():
     assert next(c for c in forged.candidates if str(c.image) == B).pull_factor == 2.0
     bigger = ranked(usages, budget=6 * GiB, pulls={B: 1e9}, sizes=sizes, factor=4.0)
     assert [str(c.image) for c in bigger.selected] == [B]
+
+
+def test_a_projects_share_of_the_budget_forces_a_choice_among_its_own_images_too():
+    usages = [use(A, ns="team-x", name="a"), use(B, ns="team-x", name="b")]
+    sizes = {A: 5 * GiB, B: 5 * GiB}
+    plan = ranked(usages, budget=20 * GiB, pulls={A: 60.0, B: 300.0}, sizes=sizes, share=0.3)  # 6 GiB: one of two
+    assert [str(c.image) for c in plan.selected] == [B]
+    assert [str(c.image) for c in ranked(usages, budget=20 * GiB, pulls={A: 60.0, B: 300.0}, sizes=sizes,
+                                         share=0.5).selected] == [A, B]  # both fit: the score's order
 
 
 def test_no_pull_time_lifts_a_projects_own_image_over_a_shared_one():
