@@ -20,6 +20,10 @@
   problem would make both unready and block node drains), `/metrics` (Prometheus, see
   `agent.metrics`: cycle health is there, and alerted on) and `/plan` (the last cycle's
   JSON document, as `once --output json` prints it; the leader's only).
+- The start-up summary (`agent.events.StartupStore`) lives as long as the process: each
+  cycle reads its ConfigMap, keeps what it counted in memory, and (not in a dry run, and
+  only while this replica may write) stores it back, so a restart or a new leader goes on
+  from where the last one stopped.
 - A port already in use, or leader election without a namespace, stops `serve` at start
   with `ServeError` (exit 2) and one line that says what to fix.
 """
