@@ -37,6 +37,7 @@ What this is not: it decides nothing about trust (which node, which image, which
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -227,7 +228,7 @@ def parse_message(text: str) -> PullMessage:
     combined = text.startswith(COMBINED_PREFIX)
     body = text[len(COMBINED_PREFIX) :] if combined else text
     if (present := _PRESENT_RE.fullmatch(body)) is not None:
-        return PullMessage(present["image"], cold=False, combined=combined)
+        return PullMessage(sys.intern(present["image"]), cold=False, combined=combined)
     pulled = _PULLED_RE.fullmatch(body)
     if pulled is None:
         raise NotPulled(BAD_MESSAGE)
@@ -236,8 +237,8 @@ def parse_message(text: str) -> PullMessage:
     size = int(pulled["size"]) if pulled["size"] is not None else None
     if size is not None and size >= _MAX:
         raise NotPulled(BAD_SIZE)
-    return PullMessage(pulled["image"], cold=True, pull_seconds=pull, waited_seconds=waited, size_bytes=size,
-                       combined=combined)
+    return PullMessage(sys.intern(pulled["image"]), cold=True, pull_seconds=pull, waited_seconds=waited,
+                       size_bytes=size, combined=combined)
 
 
 def _seconds(text: str) -> float:
@@ -299,13 +300,13 @@ def read_event(obj: Mapping[str, Any]) -> PulledEvent:
         raise NotPulled(BAD_COUNT)
     first, last = _times(obj, meta)
     message = parse_message(_text(obj.get("message")))
-    return PulledEvent(
+    return PulledEvent(  # the strings thousands of events repeat are kept once
         uid=_text(meta.get("uid")) or f"{namespace}/{_text(meta.get('name'))}",
-        namespace=namespace,
+        namespace=sys.intern(namespace),
         pod=pod,
         pod_uid=_text(involved.get("uid")),
-        container=_text(involved.get("fieldPath")),
-        node=node,
+        container=sys.intern(_text(involved.get("fieldPath"))),
+        node=sys.intern(node),
         count=count,
         first=first,
         last=last,
