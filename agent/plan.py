@@ -163,7 +163,8 @@ def make_plan(given: PlanInput) -> Plan:
         ranked = _by_saving(ranked, factors, listed, margin=room.margin)
     decided += _select(ranked, room, listed, settings=given.settings, held=held, factors=factors)
     decided += _elsewhere(given, {d.image for d in decided}, listed)
-    desired, names = _desired(listed, [d.image for d in decided if d.selected], images, given.puller)
+    unlisted = frozenset({*given.missing, *given.failed})
+    desired, names = _desired(listed, [d.image for d in decided if d.selected], images, given.puller, unlisted)
     return Plan(
         target_namespace=given.puller.namespace,
         target_name=given.puller.name,
@@ -636,10 +637,11 @@ def _decision(image: _Image, listed: _Listed, *, selected: bool, reason: str, fa
 
 
 def _desired(
-    listed: _Listed, chosen: Sequence[ImageRef], images: Sequence[_Image], puller: PullerCR
+    listed: _Listed, chosen: Sequence[ImageRef], images: Sequence[_Image], puller: PullerCR, unlisted: frozenset[str]
 ) -> tuple[PullerState, dict[ImageRef, str]]:
     """Keep every foreign entry and every managed entry still chosen, in place; append the
-    new ones in decision order. Returns the state and the entry name of each chosen image."""
+    new ones in decision order. Returns the state and the entry name of each chosen image.
+    An entry's record keeps the kinds `unlisted` this cycle: what they hold is unknown."""
     wanted = set(chosen)
     names: dict[ImageRef, str] = {}
     entries: list[Entry] = []
@@ -665,7 +667,7 @@ def _desired(
     kinds = {
         name: found
         for ref, name in names.items()
-        if (found := _kinds_of(by_ref.get(ref)) or puller.entry_kinds.get(name, ()))
+        if (found := _recorded_kinds(_kinds_of(by_ref.get(ref)), puller.entry_kinds.get(name, ()), unlisted))
     }
     tags = {name: str(min(by_ref[ref].tags)) for ref, name in names.items() if ref in by_ref and by_ref[ref].tags}
     return PullerState(tuple(entries), owned, kinds, tags), names
@@ -681,6 +683,15 @@ def _kinds_of(image: _Image | None) -> tuple[str, ...]:
     if image.tags:
         kinds.add(NODE_KIND)
     return tuple(sorted(kinds))
+
+
+def _recorded_kinds(found: tuple[str, ...], recorded: tuple[str, ...], unlisted: frozenset[str]) -> tuple[str, ...]:
+    """The kinds found this cycle, and those of the record that could not be listed (else a
+    failed kind would leave the record, and a later cycle drop the entry while that kind is
+    still unseen); the record alone when the image was not found at all."""
+    if not found:
+        return recorded
+    return tuple(sorted({*found, *(k for k in recorded if k in unlisted)}))
 
 
 def _named(candidate: Candidate, names: Mapping[ImageRef, str]) -> Candidate:

@@ -32,6 +32,7 @@ from agent.startup import EventCounts, ImagePulls, TargetStartup
 API_VERSION = "prepull-agent.io/v1"
 KIND = "CycleReport"
 MAX_REJECTIONS_SHOWN = 20
+MAX_SOURCES_SHOWN = 100  # per candidate in the JSON: an image 10,000 Notebooks use is 100 of them and a count
 DEFAULT_WIDTH = 120
 IMAGE_MIN_WIDTH = 40
 DECISION_MIN_WIDTH = 30
@@ -207,7 +208,8 @@ def _candidate_doc(c: Candidate, pulls: ImagePulls | None = None) -> dict[str, A
         "managed": c.managed,
         "reason": c.reason,
         "roles": list(c.roles),
-        "sources": [{"kind": s.kind, "namespace": s.namespace, "name": s.name} for s in c.sources],
+        "sources": [{"kind": s.kind, "namespace": s.namespace, "name": s.name} for s in c.sources[:MAX_SOURCES_SHOWN]],
+        "sources_total": len(c.sources),
         "pulls": _pulls_doc(pulls) if pulls is not None else None,
     }
 
