@@ -373,8 +373,9 @@ def table_lines(
            for r in rows]
     out.append("(* size estimated from the image's role; no node reports it)")
     if startup is not None:
-        out.append("(PULL: median cold pull the kubelet reported; SAVED/DAY: pull time its warm starts avoided "
-                   "per day, ~ estimated from its size)")
+        out.append("(PULL: the median cold pull the kubelet reported; SAVED/DAY: pull time avoided per day by warm "
+                   "starts)")
+        out.append("(~ estimated from the image's size and the pull rate)")
     return out
 
 
