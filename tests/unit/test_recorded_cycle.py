@@ -20,6 +20,7 @@ import urllib3
 from agent.apply import TargetMissing
 from agent.cycle import NOT_THE_LEADER, run_cycle
 from agent.kube.errors import Unauthorized
+from agent.loop import Agent
 from agent.model import KindName
 from agent.outcome import CycleResult
 from agent.puller import parse_images
@@ -264,6 +265,19 @@ def test_refused_credentials_end_the_cycle_at_the_first_request():
     with pytest.raises(Unauthorized):
         cycle("unauthorized", replay=(kube, replay))
     assert len(replay.sent) == 1
+
+
+def test_serve_logs_refused_credentials_as_once_says_them_not_as_a_bare_status():
+    """A 401 in `serve` is one error line that says what to do, as `once` prints it."""
+    kube, _ = replaying("unauthorized")
+    serving = Agent(settings_for("unauthorized"), kube=kube, exit_process=lambda code: None)
+    with structlog.testing.capture_logs() as events:
+        serving.run_one()
+    failed = logged(events, "cycle failed")
+    assert len(failed) == 1 and failed[0]["error"] == "Unauthorized"
+    assert "refused the credentials (HTTP 401: expired or wrong token)" in failed[0]["reason"]
+    assert "log in again (oc login) or renew the token" in failed[0]["reason"]
+    assert serving.consecutive_failures == 1
 
 
 def test_there_is_one_recording_per_scenario_and_each_says_what_it_is():
