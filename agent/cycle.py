@@ -13,6 +13,11 @@ is that target's error, and the other targets go on. `dry_run` stops before the 
 `may_write` is asked right before every write (and before creating a missing CR): in
 `serve` it says whether this replica still holds the lease, and a no leaves the CR as it is.
 
+The kubelet's Pulled events are read once per cycle too (`agent.events.begin`, after the
+placement): the pull figures go into every target's plan, and each target's start-up
+figures are worked out after its write (`agent.events.finish`), which also stores the
+summary when `startup` is writable (serve) and `may_write` still says yes.
+
 The returned `CycleResult` counts only what really happened; it is what `once` prints,
 what `serve` exports as metrics, and what tests assert on.
 """
@@ -26,7 +31,9 @@ from datetime import UTC, datetime
 
 import structlog
 
+from agent import events
 from agent.apply import ApplyError, TargetMissing, read_target, write_plan
+from agent.events import StartupStore
 from agent.exits import Exit
 from agent.kube.client import Kube
 from agent.kube.errors import Conflict, Forbidden, KubeError, ServerError, TooManyRequests, Unauthorized, Unreachable
@@ -41,6 +48,7 @@ from agent.resolve import Inventory, resolve
 from agent.settings import Settings, Target
 from agent.sources import Observation
 from agent.sources.common import MAX_TEXT, clip
+from agent.startup import PullFigures
 
 log = structlog.get_logger("prepull_agent.cycle")
 
@@ -64,13 +72,16 @@ def run_cycle(
     may_write: Callable[[], bool] = _always,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     clock: Callable[[], float] = time.monotonic,
+    startup: StartupStore | None = None,
 ) -> CycleResult:
     """Run one cycle.
 
     Raises only before anything is written: `Unauthorized` while listing (the credentials
     were refused), or while the targets are first read: `KubeError` (API server
     unreachable, credentials refused, access denied...) or `TargetMissing` (`once` maps
-    them to its exit codes). Listing failures are recorded in the result; a CR that cannot
+    them to its exit codes). `startup`: where the start-up summary is kept between cycles
+    (default: read from its ConfigMap, never written, as `once` does). Listing failures are
+    recorded in the result; a CR that cannot
     be read as a KubernetesImagePuller, and every failure after the first read (a write
     refused, two conflicts, a re-read that fails, `may_write` saying no), is that target's
     `TargetOutcome.error`.
@@ -84,16 +95,20 @@ def run_cycle(
     read = [_read_or_error(kube, target, may_write, dry_run=dry_run) for target in settings.targets]
     pullers = [p for p in read if isinstance(p, PullerCR)]
     placing = place(inventory.usages, pullers=pullers, nodes=_placeable_nodes(observation, settings))
+    store = startup or StartupStore.for_settings(settings, writable=False)
+    pulls = events.begin(kube, settings, store, observation, inventory, nodes=_placeable_nodes(observation, settings))
     views = iter(placing.targets)
     outcomes = tuple(
         _one_target(
             kube, settings, target, puller, next(views), observation,
-            dry_run=dry_run, may_write=may_write, now=now(),
+            dry_run=dry_run, may_write=may_write, now=now(), figures=pulls.figures if pulls else None,
         )
         if isinstance(puller, PullerCR)
         else _unreadable(target, puller)
         for target, puller in zip(settings.targets, read, strict=True)
     )
+    if pulls is not None:
+        outcomes = events.finish(kube, store, pulls, outcomes, may_write=may_write, dry_run=dry_run, now=now())
     result = CycleResult(
         outcomes=outcomes,
         rejected=inventory.rejections,
@@ -106,6 +121,7 @@ def run_cycle(
         failed=dict(observation.failed),
         requests=kube.requests - requests_before,
         duration_seconds=round(clock() - started, 3),
+        pulled=pulls.counts if pulls else None,
     )
     _log_summary(result, inventory, dry_run=dry_run)
     return result
@@ -152,12 +168,13 @@ def _one_target(
     dry_run: bool,
     may_write: Callable[[], bool],
     now: datetime,
+    figures: PullFigures | None = None,
 ) -> TargetOutcome:
     if view.pool is not None and not view.pool.nodes:
         log.warning("target matches no node, nothing added", target=str(target), hint=NO_NODE)
 
     def replan(read: PullerCR) -> Plan:
-        return _plan(read, settings, view, observation, now)
+        return _plan(read, settings, view, observation, now, figures=figures)
 
     outcome = _write(kube, target, puller, replan(puller), replan, dry_run=dry_run, may_write=may_write)
     return replace(outcome, pool=view.pool)
@@ -222,7 +239,16 @@ def _changes(plan: Plan) -> dict[str, list[str]]:
     }
 
 
-def _plan(puller: PullerCR, settings: Settings, view: TargetUsages, observation: Observation, now: datetime) -> Plan:
+def _plan(
+    puller: PullerCR,
+    settings: Settings,
+    view: TargetUsages,
+    observation: Observation,
+    now: datetime,
+    *,
+    figures: PullFigures | None = None,
+) -> Plan:
+    figures = figures or PullFigures()
     return make_plan(
         PlanInput(
             usages=view.usages,
@@ -237,6 +263,8 @@ def _plan(puller: PullerCR, settings: Settings, view: TargetUsages, observation:
             elsewhere=view.elsewhere,
             elsewhere_reasons=view.reasons,
             hold=NO_NODE if view.pool is not None and not view.pool.nodes else "",
+            pull_seconds=figures.seconds,
+            pull_rate=figures.rate,
         )
     )
 

@@ -20,12 +20,17 @@
   problem would make both unready and block node drains), `/metrics` (Prometheus, see
   `agent.metrics`: cycle health is there, and alerted on) and `/plan` (the last cycle's
   JSON document, as `once --output json` prints it; the leader's only).
+- The start-up summary (`agent.events.StartupStore`) lives as long as the process: each
+  cycle reads its ConfigMap, keeps what it counted in memory, and (not in a dry run, and
+  only while this replica may write) stores it back, so a restart or a new leader goes on
+  from where the last one stopped.
 - A port already in use, or leader election without a namespace, stops `serve` at start
   with `ServeError` (exit 2) and one line that says what to fix.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -44,6 +49,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agent import logs
 from agent.cycle import failure, run_cycle
+from agent.events import StartupStore
 from agent.exits import Exit
 from agent.kube.client import Kube
 from agent.kube.errors import KubeError
@@ -102,7 +108,9 @@ class Agent:
         self.last_result: CycleResult | None = None
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self.elector: LeaderElector | None = None
-        self._cycle = cycle
+        # The start-up summary, kept across cycles and written back (not in a dry run).
+        self.startup = StartupStore.for_settings(settings, writable=not dry_run)
+        self._cycle = functools.partial(run_cycle, startup=self.startup) if cycle is run_cycle else cycle
         self._exit_process = exit_process
         self._lock = threading.Lock()
 

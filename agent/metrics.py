@@ -30,6 +30,7 @@ from prometheus_client import (
 )
 
 from agent.outcome import CycleResult
+from agent.startup import TargetStartup
 from agent.version import PYTHON, VERSION
 
 SUCCESS, PARTIAL, FAILURE = "success", "partial", "failure"
@@ -144,10 +145,47 @@ class Metrics:
             ["group"],
             registry=r,
         )
+        self._startup_metrics(per_target)
         for result in (SUCCESS, PARTIAL, FAILURE):
             self.cycles.labels(result=result)
         for target in targets:
             self.writes.labels(target=target)
+            for kind in ("warm", "cold"):
+                self.container_starts.labels(target=target, result=kind)
+            self.seconds_saved.labels(target=target)
+
+    def _startup_metrics(self, per_target: list[str]) -> None:
+        """From the kubelet's Pulled events (`agent.startup`): labels are the configured targets
+        and warm/cold, never an image or a namespace, so tenants cannot grow the series."""
+        r = self.registry
+        self.container_starts = Counter(
+            "prepull_agent_container_starts",
+            "Container starts the kubelet reported on the target's nodes (trusted Pulled events), by result: "
+            "warm (image already present) or cold (pulled)",
+            ["target", "result"],
+            registry=r,
+        )
+        self.seconds_saved = Counter(
+            "prepull_agent_pull_seconds_saved",
+            "Pull time avoided on the target's nodes by images the agent listed there: a pod's first warm start "
+            "of such an image counts its median cold pull (or its size over the pull rate)",
+            per_target,
+            registry=r,
+        )
+        self.cold_pulls = Histogram(
+            "prepull_agent_cold_pull_duration_seconds",
+            "Cold pulls the kubelet reported on the target's nodes: the pull itself, not the wait",
+            per_target,
+            registry=r,
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 3600),
+        )
+
+    def _record_startup(self, target: str, startup: TargetStartup) -> None:
+        self.container_starts.labels(target=target, result="warm").inc(startup.new_warm)
+        self.container_starts.labels(target=target, result="cold").inc(startup.new_cold)
+        self.seconds_saved.labels(target=target).inc(startup.new_saved)
+        for seconds in startup.new_pull_seconds:
+            self.cold_pulls.labels(target=target).observe(seconds)
 
     def record(self, result: CycleResult) -> str:
         """Export one finished cycle; returns its result (success, partial or failure)."""
@@ -187,6 +225,8 @@ class Metrics:
             else:
                 self._forget(self.budget, target)
             self.budget_used.labels(target=target).set(plan.budget_used_bytes)
+            if o.startup is not None:
+                self._record_startup(target, o.startup)
         return outcome
 
     def record_crash(self) -> None:

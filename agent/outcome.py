@@ -13,6 +13,7 @@ from agent.model import Rejection
 from agent.plan import Plan
 from agent.pools import Placing, Pool
 from agent.settings import Target
+from agent.startup import EventCounts, TargetStartup
 
 __all__ = ["CycleResult", "TargetOutcome"]
 
@@ -24,6 +25,7 @@ class TargetOutcome:
     written: bool = False
     error: str = ""  # why this target was not brought up to date
     pool: Pool | None = None  # the nodes its puller runs on; None when the nodes are unknown
+    startup: TargetStartup | None = None  # start-up figures on its nodes; None when events are not read
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class CycleResult:
     failed: dict[str, str] = field(default_factory=dict)
     requests: int = 0
     duration_seconds: float = 0.0
+    pulled: EventCounts | None = None  # the kubelet's Pulled events read this cycle; None when not read
 
     @property
     def ok(self) -> bool:

@@ -31,7 +31,14 @@ time. The steps, one function each:
    estimated at the largest estimate of any role, since the project chooses its role. A
    managed image ranks as if its score were `retain_margin` higher, keeps a minimum that
    much lower and may overrun the budget by as much, so wobbling scores and sizes do not
-   rewrite the list.
+   rewrite the list. Where the disk budget forces a choice (the ranked images that reach
+   the minimum do not all fit in it, or a project's own in its share of it), each tier is
+   ordered by start-up seconds saved per byte instead (`_pull_factors`): score x pull
+   seconds / size, the pull seconds being the measured median cold pull where there is
+   one (`PlanInput.pull_seconds`, from the kubelet's events, `agent.startup`) and size /
+   `pull_rate` otherwise. That is score x a
+   factor, exactly 1 for an image without a measured pull, bounded by
+   `startup.max_rank_factor` either way: with no events the order is the score's.
 6. **Entries** (`_desired`). Entries the agent did not write stay verbatim and in place;
    managed entries still chosen keep their name, text and place; new ones are appended in
    decision order, named from their repository. The result is `Plan.desired`, the one value
@@ -50,7 +57,7 @@ from enum import StrEnum
 from agent.model import KindName, NodeInfo, ObjectRef, Role, State, Usage
 from agent.policy import first_match, policy_problem
 from agent.puller import Entry, PullerCR, PullerState, entry_name
-from agent.quantity import format_bytes
+from agent.quantity import format_bytes, format_duration
 from agent.refs import ImageRef, InvalidReference, parse_reference
 from agent.settings import Settings
 from agent.sizes import ImageSizes
@@ -92,6 +99,8 @@ class PlanInput:
     elsewhere: Sequence[Usage] = ()  # usages of images that do not count here, shown as left out
     elsewhere_reasons: Mapping[ImageRef, str] = field(default_factory=dict)  # why, by image
     hold: str = ""  # when set, why nothing changes this cycle: every managed entry stays, nothing is added
+    pull_seconds: Mapping[ImageRef, float] = field(default_factory=dict)  # measured median cold pull, by image
+    pull_rate: float = 0.0  # bytes per second a size-based pull estimate assumes; 0: rank by score alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +120,8 @@ class Candidate:
     name: str = ""  # the entry name when selected
     managed: bool = False  # the agent had it in the list before this cycle
     tags: tuple[ImageRef, ...] = ()  # tag spellings listed as this digest (nodes report it)
+    pull_seconds: float | None = None  # the measured median cold pull the ranking used, if any
+    pull_factor: float = 1.0  # how far that moved its rank value (1: not at all)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,13 +157,11 @@ def make_plan(given: PlanInput) -> Plan:
     held = given.hold or ("Nodes could not be listed, so the disk budget is unknown" if unknown_budget else "")
     decided = _settled(images, listed, protected, given.settings, room)
     settled = {d.image for d in decided}
-    decided += _select(
-        [i for i in images if i.ref not in settled],
-        room,
-        listed,
-        settings=given.settings,
-        held=held,
-    )
+    ranked = [i for i in images if i.ref not in settled]
+    factors = _pull_factors(ranked, given, room, listed)
+    if factors:
+        ranked = _by_saving(ranked, factors, listed, margin=room.margin)
+    decided += _select(ranked, room, listed, settings=given.settings, held=held, factors=factors)
     decided += _elsewhere(given, {d.image for d in decided}, listed)
     unlisted = frozenset({*given.missing, *given.failed})
     desired, names = _desired(listed, [d.image for d in decided if d.selected], images, given.puller, unlisted)
@@ -272,6 +281,7 @@ class _Image:
     tier: Tier
     namespace: str  # the one project using it, for tier `project`
     tags: tuple[ImageRef, ...]
+    pull_seconds: float | None = None  # measured median cold pull, over its spellings
 
 
 def _candidates(given: PlanInput, listed: _Listed, protected: Mapping[ImageRef, object]) -> list[_Image]:
@@ -338,7 +348,8 @@ def _image(
         size, known = report.size, True
     else:
         size, known = _estimate(usages, given.settings, own_project=tier is Tier.PROJECT), False
-    return _Image(ref, usages, _score(usages, given.settings), size, known, tier, namespace, tags)
+    pulled = next((s for r in (ref, *tags) if (s := given.pull_seconds.get(r)) is not None), None)
+    return _Image(ref, usages, _score(usages, given.settings), size, known, tier, namespace, tags, pulled)
 
 
 def _score(usages: Sequence[Usage], settings: Settings) -> float:
@@ -505,11 +516,57 @@ def _settled(
     return decided
 
 
+def _pull_factors(images: Sequence[_Image], given: PlanInput, room: _Room, listed: _Listed) -> dict[ImageRef, float]:
+    """Where the disk budget forces a choice, how far each measured image's rank value moves:
+    its measured pull seconds over the size-based estimate (size / `pull_rate`), within
+    `startup.max_rank_factor` either way. {} (rank by score) without a budget, without
+    measured pulls, or when the ranked images that reach the minimum all fit (in the budget,
+    and each project's own in its share of it)."""
+    if room.budget is None or given.pull_rate <= 0 or not given.pull_seconds:
+        return {}
+    min_score, margin = given.settings.selection.min_score, room.margin
+    wanted = [
+        i for i in images if i.score >= (min_score * (1 - margin) if i.ref in listed.managed else min_score)
+    ]
+    own: Counter[str] = Counter()
+    for i in wanted:
+        if i.tier is Tier.PROJECT:
+            own[i.namespace] += i.size
+    fits = room.used + sum(i.size for i in wanted) <= room.budget
+    if fits and all(size <= room.budget * room.share for size in own.values()):
+        return {}
+    bound = given.settings.startup.max_rank_factor
+    return {
+        i.ref: min(max(i.pull_seconds * given.pull_rate / i.size, 1 / bound), bound)
+        for i in images
+        if i.pull_seconds is not None and i.size > 0
+    }
+
+
+def _by_saving(
+    images: Sequence[_Image], factors: Mapping[ImageRef, float], listed: _Listed, *, margin: float
+) -> list[_Image]:
+    """Tier first, then start-up seconds saved per byte (score x factor), then the reference."""
+
+    def rank(image: _Image) -> tuple[int, float, str]:
+        bonus = 1 + margin if image.ref in listed.managed else 1
+        return (_RANKED_ORDER.get(image.tier, -1), -image.score * bonus * factors.get(image.ref, 1.0), str(image.ref))
+
+    return sorted(images, key=rank)
+
+
 def _select(
-    images: Sequence[_Image], room: _Room, listed: _Listed, *, settings: Settings, held: str
+    images: Sequence[_Image],
+    room: _Room,
+    listed: _Listed,
+    *,
+    settings: Settings,
+    held: str,
+    factors: Mapping[ImageRef, float] | None = None,
 ) -> list[Candidate]:
     """The ranked images, in order, each in or out with the reason. `held`: why nothing new
-    may be added this cycle ("" when it may)."""
+    may be added this cycle ("" when it may); `factors`: how measured pulls moved them."""
+    factors = factors or {}
     decided = []
     min_score = settings.selection.min_score
     for image in images:
@@ -521,13 +578,20 @@ def _select(
             reason = f"not added this cycle: {held}"
         else:
             reason = room.refusal(image, managed=managed)
+        factor = factors.get(image.ref, 1.0)
         if reason:
-            decided.append(_decision(image, listed, selected=False, reason=reason))
+            decided.append(_decision(image, listed, selected=False, reason=reason, factor=factor))
             continue
         room.take(image)
-        reason = f"rank {room.count}, score {image.score:g}" + (" (kept)" if managed else "")
-        decided.append(_decision(image, listed, selected=True, reason=reason))
+        reason = f"rank {room.count}, score {image.score:g}{_pull_note(image, factor)}" + (" (kept)" if managed else "")
+        decided.append(_decision(image, listed, selected=True, reason=reason, factor=factor))
     return decided
+
+
+def _pull_note(image: _Image, factor: float) -> str:
+    if factor == 1.0 or image.pull_seconds is None:
+        return ""
+    return f", pulls in {format_duration(image.pull_seconds)} ({factor:.2g}x its size's estimate)"
 
 
 def _elsewhere(given: PlanInput, decided: set[ImageRef], listed: _Listed) -> list[Candidate]:
@@ -550,7 +614,7 @@ def _elsewhere(given: PlanInput, decided: set[ImageRef], listed: _Listed) -> lis
     return found
 
 
-def _decision(image: _Image, listed: _Listed, *, selected: bool, reason: str) -> Candidate:
+def _decision(image: _Image, listed: _Listed, *, selected: bool, reason: str, factor: float = 1.0) -> Candidate:
     return Candidate(
         image=image.ref,
         score=image.score,
@@ -564,6 +628,8 @@ def _decision(image: _Image, listed: _Listed, *, selected: bool, reason: str) ->
         namespace=image.namespace,
         managed=image.ref in listed.managed,
         tags=image.tags,
+        pull_seconds=image.pull_seconds,
+        pull_factor=factor,
     )
 
 

@@ -1,8 +1,9 @@
-"""Byte quantities: Kubernetes quantity text to bytes, and bytes to text for people.
+"""Byte quantities: Kubernetes quantity text to bytes, and bytes (and seconds) to text for people.
 
 `parse_quantity` reads what the API server and administrators write ("100Gi", "500M",
 "104845292Ki"): the settings' sizes and disk budget, and Nodes' `ephemeral-storage`.
-`format_bytes` is the one way the agent shows a size to a person ("6.0 GiB").
+`format_bytes` is the one way the agent shows a size to a person ("6.0 GiB"), and
+`format_duration` a number of seconds ("6m3s").
 
 What this module is not: it does not import the Kubernetes client (whose
 `kubernetes.utils.quantity` parses the same grammar), so that the pure modules can use it.
@@ -14,7 +15,7 @@ import math
 import re
 from decimal import Decimal, InvalidOperation
 
-__all__ = ["GiB", "KiB", "MiB", "format_bytes", "parse_quantity"]
+__all__ = ["GiB", "KiB", "MiB", "format_bytes", "format_duration", "parse_quantity"]
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
@@ -83,3 +84,23 @@ def format_bytes(n: int) -> str:
         if abs(n) >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{n} B"
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds for a person, to the second above a minute and in two units at most:
+    0.3137 -> "0.31s", 7.26 -> "7.3s", 363 -> "6m3s", 4603 -> "1h16m", 93784 -> "1d2h"."""
+    if seconds < 0:
+        return "-" + format_duration(-seconds)
+    if seconds < 1:
+        return f"{seconds:.2f}s"
+    if seconds < 59.95:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    days, rest = divmod(whole, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes}m"
+    return f"{minutes}m{secs}s"

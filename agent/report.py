@@ -3,7 +3,9 @@
 
 - `table` fits the terminal (120 columns when standard output is not one): references are
   shortened in the middle, keeping the registry and the end of the tag or digest, and long
-  decisions are cut. `wide` shortens nothing and adds the entry names and the roles.
+  decisions are cut. `wide` shortens nothing and adds the entry names and the roles. When
+  the kubelet's events are read, both add each image's median cold pull and the pull time
+  it saved per day, and a start-up line per target (`agent.startup`).
 - The JSON document has one shape whatever the number of targets: `apiVersion`, `kind`,
   `dry_run`, `cycle`, `coverage` and a `targets` list (the README documents every field).
 
@@ -24,7 +26,8 @@ from agent.outcome import CycleResult, TargetOutcome
 from agent.plan import Candidate, Plan
 from agent.pools import Gap, Pool
 from agent.puller import render_images
-from agent.quantity import format_bytes
+from agent.quantity import format_bytes, format_duration
+from agent.startup import EventCounts, ImagePulls, TargetStartup
 
 API_VERSION = "prepull-agent.io/v1"
 KIND = "CycleReport"
@@ -68,6 +71,7 @@ def as_json(result: CycleResult, *, dry_run: bool) -> str:
             "failed": result.failed,
             "requests": result.requests,
             "duration_seconds": result.duration_seconds,
+            "pulled_events": _events_doc(result.pulled),
         },
         "coverage": {
             "uncovered": _gap_docs(result),
@@ -85,14 +89,14 @@ def _target_doc(outcome: TargetOutcome, result: CycleResult) -> dict[str, Any]:
         return {"target": target, "pool": None, "generated_at": None, "budget_bytes": None, "budget_used_bytes": 0,
                 "candidates": [], "rejected": [], "problems": [], "warnings": [], "failed_sources": {},
                 "images_before": None, "images_after": None, "owned_after": {}, "changed": False, "written": False,
-                "error": outcome.error}
+                "error": outcome.error, "startup": None}
     return {
         "target": target,
         "pool": _pool_doc(outcome.pool),
         "generated_at": plan.generated_at.isoformat(),
         "budget_bytes": plan.budget_bytes,
         "budget_used_bytes": plan.budget_used_bytes,
-        "candidates": [_candidate_doc(c) for c in plan.candidates],
+        "candidates": [_candidate_doc(c, _pulls(outcome.startup, c)) for c in plan.candidates],
         "rejected": [
             {
                 "reference": r.reference,
@@ -111,7 +115,59 @@ def _target_doc(outcome: TargetOutcome, result: CycleResult) -> dict[str, Any]:
         "changed": plan.changed,
         "written": outcome.written,
         "error": outcome.error,
+        "startup": _startup_doc(outcome.startup),
     }
+
+
+def _pulls(startup: TargetStartup | None, c: Candidate) -> ImagePulls | None:
+    if startup is None:
+        return None
+    return startup.images.get(c.image, ImagePulls())
+
+
+def _startup_doc(startup: TargetStartup | None) -> dict[str, Any] | None:
+    if startup is None:
+        return None
+    return {
+        "window_seconds": round(startup.window_seconds, 3),
+        "starts": startup.starts,
+        "warm": startup.warm,
+        "warm_share": round(startup.warm_share, 4) if startup.warm_share is not None else None,
+        "seconds_saved": round(startup.seconds_saved, 3),
+        "seconds_saved_measured": round(startup.saved_measured, 3),
+        "seconds_saved_estimated": round(startup.saved_estimated, 3),
+        "pull_rate_bytes_per_second": round(startup.rate),
+        "pull_rate_basis": "observed" if startup.rate_observed else "assumed",
+    }
+
+
+def _pulls_doc(pulls: ImagePulls) -> dict[str, Any]:
+    return {
+        "cold": pulls.cold,
+        "warm": pulls.warm,
+        "median_pull_seconds": _rounded(pulls.median_seconds),
+        "p90_pull_seconds": _rounded(pulls.high_seconds),
+        "seconds_saved": round(pulls.seconds_saved, 3),
+        "saved_basis": ("estimated" if pulls.estimated else "measured") if pulls.seconds_saved else None,
+    }
+
+
+def _events_doc(counts: EventCounts | None) -> dict[str, Any] | None:
+    if counts is None:
+        return None
+    return {
+        "listed": counts.listed,
+        "trusted": counts.trusted,
+        "counted": counts.counted,
+        "complete": counts.complete,
+        "error": counts.error,
+        "ignored": dict(counts.ignored),
+        "untrusted": dict(counts.untrusted),
+    }
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return round(seconds, 3) if seconds is not None else None
 
 
 def _pool_doc(pool: Pool | None) -> dict[str, Any] | None:
@@ -138,7 +194,7 @@ def _gap_docs(result: CycleResult) -> list[dict[str, Any]]:
     ]
 
 
-def _candidate_doc(c: Candidate) -> dict[str, Any]:
+def _candidate_doc(c: Candidate, pulls: ImagePulls | None = None) -> dict[str, Any]:
     return {
         "image": str(c.image),
         "tier": c.tier.value,
@@ -154,6 +210,7 @@ def _candidate_doc(c: Candidate) -> dict[str, Any]:
         "roles": list(c.roles),
         "sources": [{"kind": s.kind, "namespace": s.namespace, "name": s.name} for s in c.sources[:MAX_SOURCES_SHOWN]],
         "sources_total": len(c.sources),
+        "pulls": _pulls_doc(pulls) if pulls is not None else None,
     }
 
 
@@ -232,8 +289,10 @@ def _target_table(outcome: TargetOutcome, *, dry_run: bool, width: int | None) -
     lines = [f"KubernetesImagePuller {target}: {_budget_line(plan)}"]
     if outcome.pool is not None:
         lines.append(_pool_line(outcome.pool))
+    if outcome.startup is not None:
+        lines.append(startup_line(outcome.startup))
     lines.append("")
-    lines += table_lines(plan.candidates, width=width)
+    lines += table_lines(plan.candidates, width=width, startup=outcome.startup)
     for name, reason in sorted(plan.failed_sources.items()):
         lines.append(f"\nWarning: {name} could not be listed ({reason}); images the agent manages are kept.")
     for warning in plan.warnings:
@@ -248,6 +307,24 @@ def _pool_line(pool: Pool) -> str:
     return f"  pool {pool.name}: {len(pool.nodes)} nodes, smallest disk {disk}, accelerators: {accelerators}"
 
 
+def startup_line(startup: TargetStartup) -> str:
+    """Over the window: container starts, warm starts and their share, the pull time avoided
+    (measured and estimated apart, with the rate the estimate used)."""
+    if not startup.starts:
+        return "  start-up: no container start seen on this pool's nodes yet"
+    share = startup.warm_share or 0.0
+    line = (f"  start-up over {format_duration(startup.window_seconds)}: {startup.starts:,} container starts, "
+            f"{startup.warm:,} warm ({share:.0%}), ")
+    if not startup.seconds_saved:
+        return line + "no pull avoided yet by the agent's images"
+    basis = "observed" if startup.rate_observed else "assumed"
+    return line + (
+        f"{format_duration(startup.seconds_saved)} of pulls avoided ({format_duration(startup.saved_measured)} "
+        f"measured, {format_duration(startup.saved_estimated)} estimated from size at "
+        f"{_size(round(startup.rate))}/s {basis})"
+    )
+
+
 def _budget_line(plan: Plan) -> str:
     if plan.budget_bytes is None:
         return f"{len(plan.selected)} images selected, {_size(plan.budget_used_bytes)} per node (no disk budget)"
@@ -257,15 +334,20 @@ def _budget_line(plan: Plan) -> str:
     )
 
 
-def table_lines(candidates: tuple[Candidate, ...], *, width: int | None) -> list[str]:
+def table_lines(
+    candidates: tuple[Candidate, ...], *, width: int | None, startup: TargetStartup | None = None
+) -> list[str]:
     """The ranked table in at most `width` columns, or everything (`width` None: `wide`).
 
     The fitted table leaves out the entry name (the diff below it shows every `name=image`)
-    and the "selected:"/"left out:" prefix (the rank column says it)."""
+    and the "selected:"/"left out:" prefix (the rank column says it). With `startup`, two
+    columns more: PULL (the median cold pull) and SAVED/DAY (pull time avoided per day)."""
     wide = width is None
     header = ["#", "NAME", "IMAGE", "SCORE", "SIZE", "USED BY", "ROLES", "DECISION"]
     if not wide:
         header = ["#", "IMAGE", "SCORE", "SIZE", "USED BY", "DECISION"]
+    if startup is not None:
+        header[-1:-1] = ["PULL", "SAVED/DAY"]
     rows = [header]
     rank = 0
     for c in candidates:
@@ -281,6 +363,7 @@ def table_lines(candidates: tuple[Candidate, ...], *, width: int | None) -> list
             "USED BY": str(len(c.sources)),
             "ROLES": ",".join(c.roles) or "-",
             "DECISION": decision,
+            **(_pull_cells(startup, c) if startup is not None else {}),
         }
         rows.append([cells[h] for h in header])
     if width is not None:
@@ -289,7 +372,20 @@ def table_lines(candidates: tuple[Candidate, ...], *, width: int | None) -> list
     out = [SEPARATOR.join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + SEPARATOR + r[-1]
            for r in rows]
     out.append("(* size estimated from the image's role; no node reports it)")
+    if startup is not None:
+        out.append("(PULL: the median cold pull the kubelet reported; SAVED/DAY: pull time avoided per day by warm "
+                   "starts)")
+        out.append("(~ estimated from the image's size and the pull rate)")
     return out
+
+
+def _pull_cells(startup: TargetStartup, c: Candidate) -> dict[str, str]:
+    pulls = startup.images.get(c.image, ImagePulls())
+    per_day = startup.saved_per_day(pulls)
+    return {
+        "PULL": format_duration(pulls.median_seconds) if pulls.median_seconds is not None else "-",
+        "SAVED/DAY": (format_duration(per_day) + ("~" if pulls.estimated else "")) if per_day > 0 else "-",
+    }
 
 
 def _fit(rows: list[list[str]], width: int) -> None:

@@ -9,7 +9,8 @@ the sources:
   rewritten to the stream tag's resolved reference, so it is counted once. Only streams
   the usage may trust speak for it: those of the applications namespace and, first, those
   of the usage's own namespace (`StreamFindings.alias`); the same holds for the stream tag
-  a Notebook's `last-image-selection` names.
+  a Notebook's `last-image-selection` names. `image_as_used` applies the same rule to an
+  image a pod in a namespace names (a kubelet event's), so it matches the usages.
 - **Runtimes.** An InferenceService names a runtime (a ServingRuntime in its namespace,
   else a ClusterServingRuntime of that name) or lets KServe pick one, as KServe's
   `GetSupportingRuntimes` does (kserve/kserve `pkg/apis/serving/v1beta1/predictor_model.go`):
@@ -99,6 +100,16 @@ def resolve(observation: Observation) -> Inventory:
         rejections_total=rejections.rejections_total,
         problems_total=problems.total,
     )
+
+def image_as_used(observation: Observation, ref: ImageRef, *, namespace: str) -> ImageRef:
+    """`ref` as a pod in `namespace` names it, in the spelling the usages have after
+    `resolve`: the image a stream tag's other spelling stands for (`StreamFindings.alias`),
+    else `ref` itself."""
+    resolved = observation.streams.alias(
+        str(ref), namespace=namespace, applications_namespace=observation.applications_namespace
+    )
+    return resolved if resolved is not None else ref
+
 
 class _Aliases:
     def __init__(self, observation: Observation) -> None:

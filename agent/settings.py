@@ -75,6 +75,7 @@ __all__ = [
     "SettingsError",
     "Sizes",
     "Sources",
+    "Startup",
     "Target",
     "TARGET_VARIABLE",
     "Weights",
@@ -219,6 +220,7 @@ Score = Annotated[float, _Strict, _Finite, Field(ge=0), _Accepts("a number >= 0"
 Seconds = Annotated[float, _Strict, _Finite, Field(gt=0), _Accepts("a number > 0")]
 Margin = Annotated[float, _Strict, _Finite, Field(ge=0, lt=1), _Accepts("a number >= 0 and < 1")]
 Share = Annotated[float, _Strict, _Finite, Field(gt=0, le=1), _Accepts("a number > 0 and <= 1")]
+Factor = Annotated[float, _Strict, _Finite, Field(ge=1), _Accepts("a number >= 1")]
 Size = Annotated[int, _Strict, Field(gt=0), BeforeValidator(_size), _Accepts("a size (6Gi, 200Mi, 500M or bytes) > 0")]
 Strings = Annotated[tuple[str, ...], BeforeValidator(_strings), _Accepts("a list of non-empty strings")]
 ImageRefs = Annotated[
@@ -496,6 +498,26 @@ class Sources:
 
 
 @_settings
+class Startup:
+    """Start-up time saved, from the kubelet's Pulled events (`agent.startup`)."""
+
+    enabled: Flag = True
+    """read the kubelet's Pulled events: start-up figures, and ranking by pull time"""
+    summary_name: Name = "prepull-agent-startup"
+    """the ConfigMap that keeps the start-up summary (serve writes it, once only reads it)"""
+    summary_namespace: OptionalNamespace = ""
+    """its namespace; empty: the pod's own (POD_NAMESPACE), else prepull-agent"""
+    max_events: Positive = 100_000
+    """most Pulled events read in one cycle"""
+    max_events_per_namespace: Positive = 2_000
+    """most Pulled events read from one namespace in one cycle"""
+    assumed_pull_rate: Size = 50 * MiB
+    """bytes per second a pull is assumed to take until the kubelet reports a pull with its size"""
+    max_rank_factor: Factor = 4.0
+    """most a measured pull time may raise or lower an image's rank value (as a factor)"""
+
+
+@_settings
 class Kube:
     """How the agent talks to the API server."""
 
@@ -590,6 +612,8 @@ class Settings:
     """which image references are acceptable"""
     sources: Section[Sources] = Sources()
     """which kinds of objects to scan"""
+    startup: Section[Startup] = Startup()
+    """start-up time saved, from the kubelet's Pulled events"""
     kube: Section[Kube] = Kube()
     """API server requests"""
     serve: Section[Serve] = Serve()

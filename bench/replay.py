@@ -65,7 +65,11 @@ class ReplayApiClient:
                  **_: Any) -> _Answer:
         if method != "GET":
             raise RuntimeError(f"replay: {method} {path} was not recorded (dry runs only)")
-        data = self._recording[key(path, dict(query_params or []))]
+        data = self._recording.get(key(path, dict(query_params or [])))
+        if data is None:  # the floor found nothing there (the start-up summary's ConfigMap, say)
+            from kubernetes.client import ApiException
+
+            raise ApiException(status=404, reason="Not Found (not recorded)")
         if self._seconds_per_mb:
             time.sleep(len(data) / 1e6 * self._seconds_per_mb)
         return _Answer(data)

@@ -84,12 +84,54 @@ def floor(kubeconfig: str, *, page_size: int, targets: Sequence[tuple[str, str]]
         for namespace, name in targets:
             _get(raw, kinds.IMAGE_PULLER.path(namespace=namespace, name=name), None, record)
             fixed += 1
+        # The start-up summary (absent here: a 404, which the replay answers for what it did not record)
+        # and the kubelet's Pulled events, as agent.events reads them.
+        fixed += 1
+        nbytes += _get_if_found(raw, _summary_path(), record)
+        from agent.events import EVENTS_PATH, FIELD_SELECTOR
+
+        events_pages, events_bytes, _ = _list(
+            raw, EVENTS_PATH, {"limit": str(page_size), "fieldSelector": FIELD_SELECTOR}, record)
+        pages += events_pages
+        nbytes += events_bytes
         seconds = time.perf_counter() - started
         cpu_seconds = time.process_time() - cpu_started
     finally:
         raw.close()
     return {"seconds": seconds, "cpu_seconds": cpu_seconds, "pages": pages, "fixed_gets": fixed, "bytes": nbytes,
             "objects": objects, "applications_namespace": apps}
+
+
+def _summary_path() -> str:
+    from agent.events import StartupStore
+    from agent.settings import load_settings
+
+    return StartupStore.for_settings(load_settings(None, env={}), writable=False, env={}).path
+
+
+def _get_if_found(raw: Raw, path: str, record: dict[Any, bytes] | None) -> int:
+    status, data = raw.request("GET", path)
+    if status == 404:
+        return 0
+    if status != 200:
+        raise RuntimeError(f"GET {path}: HTTP {status}: {data[:200]!r}")
+    if record is not None:
+        record[replay_key(path, None)] = data
+    return len(data)
+
+
+def _list(raw: Raw, path: str, query: dict[str, str], record: dict[Any, bytes] | None) -> tuple[int, int, int]:
+    """(pages, bytes, objects) of one paginated list."""
+    pages = nbytes = count = 0
+    while True:
+        doc, n = _get(raw, path, dict(query), record)
+        pages += 1
+        nbytes += n
+        count += len(doc.get("items") or [])
+        token = (doc.get("metadata") or {}).get("continue")
+        if not token:
+            return pages, nbytes, count
+        query["continue"] = token
 
 
 def _get(raw: Raw, path: str, query: dict[str, str] | None,

@@ -150,7 +150,9 @@ class Kube:
         """GET and decode. Raises `UnreadableAnswer` for an answer over the bounds."""
         return _decode(self._fetch(path, query).data, method="GET", path=path)
 
-    def list_pages(self, path: str, *, label_selector: str = "", page_size: int = 500) -> Iterator[Page]:
+    def list_pages(
+        self, path: str, *, label_selector: str = "", page_size: int = 500, field_selector: str = ""
+    ) -> Iterator[Page]:
         """Yield each page of a collection.
 
         A page's items are the caller's until it asks for the next page: drop them by then,
@@ -161,6 +163,8 @@ class Kube:
         docstring); an answer that is not a list at all raises `AnswerNotJSON`.
         """
         base: dict[str, str] = {"labelSelector": label_selector} if label_selector else {}
+        if field_selector:
+            base["fieldSelector"] = field_selector
         token = ""
         ask = page_size
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kube-next-page") as pool:

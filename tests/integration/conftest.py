@@ -165,7 +165,7 @@ ALL_READS = {
     "kubeflow.org": ["notebooks"],
     "serving.kserve.io": ["servingruntimes", "clusterservingruntimes", "inferenceservices", "llminferenceservices"],
     "dscinitialization.opendatahub.io": ["dscinitializations"],
-    "": ["nodes"],
+    "": ["nodes", "events"],
 }
 
 

@@ -29,6 +29,7 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config import new_client_from_config
 
+from agent.events import EVENTS_PATH
 from agent.kube import kinds
 from agent.observe import SOURCES
 from agent.puller import OWNED_ANNOTATION, puller_view, read_owned, read_puller
@@ -46,6 +47,7 @@ SA = "prepull-agent"
 PULLER_NS = "openshift-operators"
 PULLER = "image-puller"
 LEASE = "prepull-agent"
+SUMMARY = "prepull-agent-startup"
 IMAGE = "quay.io/prepull-agent/prepull-agent:0.1.0"
 CONFIG_FILE = "/etc/prepull-agent/config.yaml"
 
@@ -59,6 +61,9 @@ BASE = {
     ("RoleBinding", PULLER_NS, "prepull-agent-puller"),
     ("Role", AGENT_NS, "prepull-agent-leader"),
     ("RoleBinding", AGENT_NS, "prepull-agent-leader"),
+    ("ConfigMap", AGENT_NS, "prepull-agent-startup"),
+    ("Role", AGENT_NS, "prepull-agent-startup"),
+    ("RoleBinding", AGENT_NS, "prepull-agent-startup"),
     ("NetworkPolicy", AGENT_NS, "prepull-agent"),
 }
 WORKLOADS = {
@@ -183,14 +188,17 @@ def test_the_reader_role_grants_get_and_list_on_exactly_what_the_agent_reads(ren
             for resource in rule["resources"]:
                 granted.setdefault((group, resource), set()).update(rule["verbs"])
     assert all(verbs == {"get", "list"} for verbs in granted.values()), granted
-    # What the code lists: every source of agent/observe.py, and the DSCInitializations.
+    # What the code lists: every source of agent/observe.py, the DSCInitializations, and the
+    # kubelet's events (agent/events.py, a core path).
     read_by_code = {(s.kind.group, s.kind.plural) for s in SOURCES}
     read_by_code.add((kinds.DSC_INITIALIZATION.group, kinds.DSC_INITIALIZATION.plural))
+    assert EVENTS_PATH == "/api/v1/events"
+    read_by_code.add(("", "events"))
     assert set(granted) == read_by_code
     assert set(granted) == {(g, r) for g, resources in ALL_READS.items() for r in resources}
 
 
-def test_the_only_writes_granted_are_the_puller_patch_and_the_lease(rendered):
+def test_the_only_writes_granted_are_the_puller_patch_the_lease_and_the_startup_summary(rendered):
     _, objs = rendered["deployment"]
     for role in (o for o in objs if o["kind"] in ("Role", "ClusterRole")):
         for rule in role["rules"]:
@@ -207,6 +215,10 @@ def test_the_only_writes_granted_are_the_puller_patch_and_the_lease(rendered):
     assert by_verb["create"] is None  # create cannot be limited by name
     assert all(by_verb[v] == [LEASE] for v in ("get", "update"))
     assert all(r["apiGroups"] == [kinds.LEASE.group] and r["resources"] == [kinds.LEASE.plural] for r in leader_rules)
+
+    # The start-up summary: its one ConfigMap, read and updated by name, never created.
+    assert find(objs, "Role", SUMMARY)["rules"] == [
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [SUMMARY], "verbs": ["get", "update"]}]
 
     # Every binding gives its own role to the agent's ServiceAccount, and to nobody else.
     roles = {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in objs
@@ -231,6 +243,10 @@ def test_the_config_map_is_a_configuration_the_agent_accepts_and_matches_rbac(re
     assert election.enabled
     assert election.lease_namespace == ""
     assert [election.lease_name] == find(objs, "Role", "prepull-agent-leader")["rules"][1]["resourceNames"]
+    assert settings.startup.enabled and settings.startup.summary_namespace == ""
+    assert [settings.startup.summary_name] == find(objs, "Role", SUMMARY)["rules"][0]["resourceNames"]
+    summary = find(objs, "ConfigMap", SUMMARY)
+    assert summary["metadata"]["namespace"] == AGENT_NS and not summary.get("data")
     port = only_container(find(objs, "Deployment", "prepull-agent")["spec"]["template"])["ports"]
     assert port == [{"name": "metrics", "containerPort": settings.serve.port, "protocol": "TCP"}]
     assert settings.logging.format == "json"
@@ -708,3 +724,26 @@ def test_the_service_account_may_hold_its_lease_and_no_other(agent_kubeconfig, a
     finally:
         _status(api_client, "DELETE", f"{leases}/someone-else")
         _status(api_client, "DELETE", f"{leases}/{LEASE}")
+
+
+def test_the_service_account_may_keep_its_startup_summary_and_no_other_configmap(
+        agent_kubeconfig, api_client, installed):
+    configmaps = f"/api/v1/namespaces/{AGENT_NS}/configmaps"
+    with _sa_client(agent_kubeconfig) as sa:
+        # What agent/events.py does: read it, update it with the resourceVersion it read.
+        summary = request(sa, "GET", f"{configmaps}/{SUMMARY}")
+        summary["data"] = {"summary.json": "{}"}
+        assert request(sa, "PUT", f"{configmaps}/{SUMMARY}", summary)["data"] == {"summary.json": "{}"}
+        assert _status(sa, "GET", f"{configmaps}/prepull-agent-config") == 403
+        assert _status(sa, "GET", configmaps) == 403  # list
+        assert _status(sa, "POST", configmaps, {"apiVersion": "v1", "kind": "ConfigMap",
+                                                "metadata": {"name": "mine", "namespace": AGENT_NS}}) == 403
+        assert _status(sa, "DELETE", f"{configmaps}/{SUMMARY}") == 403
+        assert _status(sa, "GET", f"/api/v1/namespaces/{PULLER_NS}/configmaps/{SUMMARY}") == 403
+        # The events it reads: listed across namespaces, as it lists them; never written.
+        assert _status(sa, "GET", "/api/v1/events", query={"fieldSelector": "reason=Pulled", "limit": 1}) == 200
+        assert _status(sa, "POST", f"/api/v1/namespaces/{AGENT_NS}/events",
+                       {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "x", "namespace": AGENT_NS},
+                        "involvedObject": {"kind": "Pod", "name": "p", "namespace": AGENT_NS}}) == 403
+    request(api_client, "PUT", f"{configmaps}/{SUMMARY}",
+            {**request(api_client, "GET", f"{configmaps}/{SUMMARY}"), "data": {}})

@@ -257,3 +257,34 @@ def test_the_pools_estate_splits_between_the_two_pullers() -> None:
     rocm = [image for image, why in placing.nowhere.items() if "amd.com/gpu" in why]
     assert rocm and not set(rocm) & (in_cpu | in_gpu)
     assert not placing.gaps  # every node is covered by one of the two pullers
+
+
+# -- bench.pulled writes events the agent reads as intended -----------------------------------------------
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (0.313, "313ms"), (7.264, "7.264s"), (10.0, "10s"), (60.0, "1m0s"), (62.5, "1m2.5s"), (3723.0, "1h2m3s"),
+    (3600.0, "1h0m0s"), (599.9994, "9m59.999s"),  # truncated to the millisecond, as the kubelet does
+])
+def test_bench_durations_are_printed_as_go_prints_them(seconds: float, text: str) -> None:
+    from agent.kubelet import parse_go_duration
+    from bench.pulled import go_duration
+
+    assert go_duration(seconds) == text
+    assert parse_go_duration(text) == int(seconds * 1000) * 1_000_000
+
+
+def test_bench_events_are_read_as_the_kubelets() -> None:
+    from datetime import UTC, datetime
+
+    from agent.kubelet import read_event
+    from bench.pulled import kubelet_event, present, pulled
+
+    at = datetime(2026, 12, 2, tzinfo=UTC)
+    cold = read_event(kubelet_event("p", "nb-0", "nb", "worker-0", pulled("quay.io/x/y:1", 62.5, 4123456789), at=at))
+    assert (cold.message.cold, cold.message.pull_seconds, cold.message.size_bytes) == (True, 62.5, 4123456789)
+    warm = read_event(kubelet_event("p", "nb-0", "modelcar-init", "worker-0", present("quay.io/x/y:1", accessible=True),
+                                    at=at, count=3, init=True))
+    assert (warm.message.cold, warm.count, warm.node, warm.container) == (
+        False, 3, "worker-0", "spec.initContainers{modelcar-init}")
+    assert warm.pod_uid == cold.pod_uid  # one pod, one uid: a pod's warm starts count one pull avoided

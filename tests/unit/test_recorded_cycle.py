@@ -59,7 +59,11 @@ def test_every_enabled_kind_is_listed_and_counted_once():
     test_dry_run_shows_the_ranked_plan_and_writes_nothing"""
     result, replay, _ = cycle("write", dry_run=True)
     assert result.listed == SAMPLE_COUNTS and result.failed == {} and result.missing == {}
-    assert result.requests == len(replay.sent) == 11  # the DSCInitialization, 9 lists, the CR
+    # the DSCInitialization, 9 lists, the CR, the start-up summary and the Pulled events
+    assert result.requests == len(replay.sent) == 13
+    assert [e.path for e in replay.sent[-2:]] == [
+        "/api/v1/namespaces/prepull-agent/configmaps/prepull-agent-startup", "/api/v1/events"]
+    assert replay.sent[-1].query == {"fieldSelector": "reason=Pulled", "limit": "500"}
     assert replay.requests("PATCH") == [] and result.written == 0
 
 

@@ -102,7 +102,7 @@ def test_the_json_document_has_one_shape_whatever_the_number_of_targets():
     for doc in (one, two):
         assert list(doc) == ["apiVersion", "kind", "dry_run", "cycle", "coverage", "targets"]
         assert (doc["apiVersion"], doc["kind"], doc["dry_run"]) == ("prepull-agent.io/v1", "CycleReport", True)
-        assert set(doc["cycle"]) == {"listed", "missing", "failed", "requests", "duration_seconds"}
+        assert set(doc["cycle"]) == {"listed", "missing", "failed", "requests", "duration_seconds", "pulled_events"}
     assert len(one["targets"]) == 1 and len(two["targets"]) == 2
     assert list(one["targets"][0]) == list(two["targets"][1])
     assert two["targets"][1]["target"] == {"namespace": "b", "name": "p"}
