@@ -77,7 +77,9 @@ def run_cycle(
     started = clock()
     requests_before = kube.requests
     observation = observe(kube, settings)
-    inventory = apply_policy(resolve(observation), settings.references)
+    inventory = apply_policy(
+        resolve(observation, llm_config_prefix=settings.kserve.llm_config_prefix), settings.references
+    )
     # All targets are read before any is written, so an exception here never loses the
     # outcome of a target already written.
     read = [_read_or_error(kube, target, may_write, dry_run=dry_run) for target in settings.targets]
@@ -99,6 +101,8 @@ def run_cycle(
         problems=inventory.problems,
         rejected_total=inventory.rejections_total,
         problems_total=inventory.problems_total,
+        not_prepullable=inventory.skipped,
+        not_prepullable_total=inventory.skipped_total,
         placing=placing,
         listed=dict(observation.listed),
         missing=dict(observation.missing),
@@ -281,6 +285,7 @@ def _log_summary(result: CycleResult, inventory: Inventory, *, dry_run: bool) ->
         candidates=sum(len(p.candidates) for p in plans),
         rejected=inventory.rejections_total,
         not_resolved=inventory.problems_total,
+        not_prepullable=inventory.skipped_total,
         selected=sum(len(p.selected) for p in plans),
         changed=sum(p.changed for p in plans),
         written=result.written,
