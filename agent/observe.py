@@ -144,6 +144,8 @@ class _Discovery:
             return kind
         try:
             group = self.get(f"/apis/{kind.group}")
+        except Unauthorized:
+            raise  # the credentials' failure, not the kind's: the cycle ends at this request
         except KubeError:
             return kind  # not served (the list will say so), or cannot tell: the preferred of the agent's
         served = [as_str(dig(v, "version")) for v in as_list(group.get("versions"))]
