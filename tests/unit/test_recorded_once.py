@@ -168,8 +168,8 @@ def test_the_json_document_carries_the_cycle_and_each_targets_outcome(once):
     tests/integration/test_node_pools.py::test_a_malformed_placement_field_is_a_clear_error_that_changes_nothing"""
     _, out, _, _ = once("two-targets", "--output", "json")
     doc = json.loads(out)
-    assert doc["dry_run"] is False and doc["cycle"]["listed"] == {"Notebook": 6}
-    assert doc["cycle"]["requests"] == 5
+    assert doc["dry_run"] is False and doc["cycle"]["listed"] == {"Notebook": 7}
+    assert doc["cycle"]["requests"] == 6  # DSCInitialization discovery and list, Notebooks, two CRs, one PATCH
     bad, good = doc["targets"]
     assert list(bad) == list(good)  # one shape, whether the CR could be read or not
     assert bad["candidates"] == [] and bad["written"] is False and "spec.nodeSelector" in bad["error"]
