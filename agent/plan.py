@@ -16,11 +16,12 @@ time. The steps, one function each:
 2. **Score** (`_score`). Each object using an image adds the weight of how it uses it
    (`weights`), once per object, at its heaviest use.
 3. **Tier** (`_tier`). *Shared*: used by workloads of several namespaces, of the
-   applications namespace, or the recommended tag of an offered workbench image.
-   *Project*: used by the workloads of one project only. *Offered*: offered by the
-   platform (image streams, runtime templates, cluster runtimes) but not in use. An image
-   in use always comes before one merely offered, and shared images before any project's
-   own, so neither an unused offer nor a busy project pushes out what several use.
+   applications namespace, the recommended tag of an offered workbench image, or an image
+   KServe's own configuration supplies (the storage initializer). *Project*: used by the
+   workloads of one project only. *Offered*: offered by the platform (image streams,
+   runtime templates, cluster runtimes) but not in use. An image in use always comes
+   before one merely offered, and shared images before any project's own, so neither an
+   unused offer nor a busy project pushes out what several use.
 4. **Forced, excluded, the administrator's** (`_settled`). Pinned and protected images go
    in first; excluded images never; images an administrator already listed are left to
    the administrator's entry.
@@ -72,6 +73,8 @@ class Tier(StrEnum):
     OFFERED = "offered"
 
 
+# Kinds whose images a workload uses but only an administrator chooses (`Usage.supplier`).
+PLATFORM_SUPPLIERS = frozenset({KindName.CONFIG_MAP, KindName.CLUSTER_STORAGE_CONTAINER})
 _RANKED_ORDER = {Tier.SHARED: 0, Tier.PROJECT: 1, Tier.OFFERED: 2}
 
 
@@ -357,12 +360,14 @@ def _tier(usages: Sequence[Usage], *, applications_namespace: str) -> tuple[Tier
     Only use by workloads makes an image shared: a platform object (a stream tag, a
     template, a cluster runtime) naming an image that one project alone runs does not lift
     it out of that project's share; the recommended tag does, since the platform offers it
-    to every new workbench.
+    to every new workbench, and so does an image KServe's own configuration puts into the
+    project's pods (the storage initializer, from `inferenceservice-config` or a
+    ClusterStorageContainer): the project cannot choose it, only use it.
     """
     workloads = {u.source.namespace for u in usages if u.state in WORKLOAD_STATES}
     if not workloads:
         return Tier.OFFERED, ""
-    recommended = any(u.state is State.RECOMMENDED for u in usages)
+    recommended = any(u.state is State.RECOMMENDED or u.supplier in PLATFORM_SUPPLIERS for u in usages)
     if len(workloads) > 1 or recommended or applications_namespace in workloads or "" in workloads:
         return Tier.SHARED, ""
     (namespace,) = workloads

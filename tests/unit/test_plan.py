@@ -571,3 +571,19 @@ def test_two_custom_images_of_one_repository_are_named_by_their_stream_tag_not_a
     assert {by_ref[a], by_ref[c]} - {"workbench-images"} <= {"workbench-images-2-0", "workbench-images-custom-nlp",
                                                             "workbench-images-custom-geo"}
     assert not any(len(n.rpartition("-")[2]) == 8 for n in by_ref.values()), by_ref  # no hash suffix
+
+
+def test_the_storage_initializer_one_project_uses_is_not_that_projects_own():
+    """KServe's ConfigMap (or a ClusterStorageContainer) chooses it; the project only uses it,
+    so it must not take one of the project's places (nor its share of the budget)."""
+    init = replace(use("quay.io/modh/storage-initializer:1", ns="solo", kind="InferenceService",
+                       role=Role.STORAGE_INITIALIZER, state=State.READY), supplier="ConfigMap")
+    own = [use(f"quay.io/solo/m{i}:1", ns="solo", name=f"m{i}", kind="InferenceService", role=Role.MODELCAR,
+               state=State.READY) for i in range(3)]
+    p = plan([init, *own], cfg=settings(max_per_namespace=3))
+    c = by_image(p, "quay.io/modh/storage-initializer:1")
+    assert (c.tier.value, c.selected, c.size_bytes) == ("shared", True, Settings().sizes.storage_initializer)
+    assert all(by_image(p, f"quay.io/solo/m{i}:1").selected for i in range(3))
+    # the same image spelled out by the project itself is its own
+    mine = replace(init, supplier="")
+    assert by_image(plan([mine, *own], cfg=settings(max_per_namespace=3)), str(mine.image)).tier.value == "project"
