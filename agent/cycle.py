@@ -254,7 +254,9 @@ def _log_summary(result: CycleResult, inventory: Inventory, *, dry_run: bool) ->
             "nodes no puller covers run workloads",
             group=gap.group.name,
             nodes=len(gap.group.nodes),
-            images=[str(i) for i in gap.images[:10]],
+            # the first few, within the bound every tenant-facing log field keeps
+            images=clip(", ".join(str(i) for i in gap.images[:10]), MAX_LOGGED_TEXT),
+            images_total=len(gap.images),
             hint="once --dry-run prints a KubernetesImagePuller for them",
         )
     for problem in inventory.problems[:MAX_REJECTIONS_LOGGED]:
