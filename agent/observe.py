@@ -17,11 +17,12 @@ so the cycle ends with one message ("log in again") instead of a warning per kin
 
 A kind the agent can read at several versions (`agent.kube.kinds`) is listed at the one API
 discovery prefers (`preferredVersion` of its group) when the agent reads that one, else at
-the first of its own that the group serves. A group that serves none of them fails the kind
-with that reason; one that prefers a version no kind of the group is read at is one warning
-(the agent reads the version it knows). Discovery is asked once per group per cycle, and,
-only after a 404, once per group-version, to tell a kind that is not installed from a
-passing failure (`_Discovery`).
+the first of its own, in order, that the group serves *for that kind* (the group-version's
+discovery document lists it: a group's versions are all its kinds' together). A group that
+serves none of them fails the kind with that reason; one that prefers a version no kind of
+the group is read at is one warning (the agent reads the version it knows). Discovery is
+asked at most once per group and once per group-version per cycle (`_Discovery`), which
+also tells a kind that is not installed from a passing failure after a 404.
 
 After the kinds, KServe's `inferenceservice-config` ConfigMap is read by name from KServe's
 namespace (`kserve.namespace`, else the applications namespace, where OpenShift AI keeps
@@ -155,16 +156,32 @@ class _Discovery:
                 "API group prefers a version the agent does not read; reading the newest it knows",
                 group=kind.group, preferred=clip(preferred), reads=list(kind.versions),
             )
-        if preferred in kind.versions:
-            return kind.at(preferred)
-        for version in kind.versions:
-            if version in served:
+        order = [preferred, *kind.versions] if preferred in kind.versions else list(kind.versions)
+        offered = [v for v in dict.fromkeys(order) if v in served]
+        if not offered:
+            versions = ", ".join(clip(v) for v in served if v) or "none"
+            return (
+                f"{kind.group} serves versions {versions}; this agent reads {kind.plural} only at "
+                f"{', '.join(kind.versions)}"
+            )
+        for version in offered:
+            if self._serves(kind, version) is not False:
                 return kind.at(version)
-        versions = ", ".join(clip(v) for v in served if v) or "none"
-        return (
-            f"{kind.group} serves versions {versions}; this agent reads {kind.plural} only at "
-            f"{', '.join(kind.versions)}"
-        )
+        return kind.at(offered[0])  # no version lists the kind: not installed (its list says so)
+
+    def _serves(self, kind: kinds.Kind, version: str) -> bool | None:
+        """Whether the group-version's discovery document lists the kind; None: cannot tell.
+        A group's versions are its kinds' together: another kind of the group may serve a
+        version this one does not (an older LLMInferenceService CRD beside a newer config's)."""
+        try:
+            resources = self.get(f"/apis/{kind.group}/{version}").get("resources")
+        except Unauthorized:
+            raise
+        except NotFound:
+            return False
+        except KubeError:
+            return None
+        return any(isinstance(r, Mapping) and r.get("name") == kind.plural for r in as_list(resources))
 
 
 def observe(kube: Kube, settings: Settings) -> Observation:
@@ -338,7 +355,7 @@ def _storage_config(kube: Kube, settings: Settings, observation: Observation) ->
         return
     kind = KindName.CONFIG_MAP
     if observation.unreachable:
-        observation.failed[kind] = f"not read: {observation.unreachable}"
+        observation.failed[kind] = f"not listed: {observation.unreachable}"  # as every kind not tried
         return
     path = kinds.CONFIG_MAP.path(namespace=observation.kserve_namespace, name=kserve.CONFIG_MAP_NAME)
     try:

@@ -16,8 +16,8 @@ from kubernetes.client.exceptions import ApiException
 
 from agent.puller import puller_view, read_owned
 from agent.settings import Settings
-from tests.harness.loader import apply_objects, request
-from tests.integration.conftest import ALL_READS, read_rules
+from tests.harness.loader import apply_objects, read_objects, request
+from tests.integration.conftest import ALL_READS, SAMPLES, read_rules
 from tests.integration.test_once import VLLM_219, VLLM_220, candidates
 
 APPS = "redhat-ods-applications"
@@ -251,3 +251,42 @@ def test_two_custom_images_of_one_repository_get_readable_names(agent, puller, a
                                       ["workbench-images", "workbench-images-2-0"])
     assert {puller_view(obj["spec"]["images"])[n] for n in names.values()} == {a, b}
 
+
+
+LLM_CRD = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/llminferenceservices.serving.kserve.io"
+
+
+def test_a_kind_served_only_at_its_older_version_is_read_there(agent, puller, api_client, namespace):
+    """An older KServe: LLMInferenceService only at v1alpha1, while the group still serves
+    v1alpha2 for LLMInferenceServiceConfig. The agent falls back to v1alpha1 for the kind,
+    not to a version its group serves for another kind."""
+    from tests.integration.test_once import _recreate_crd, _wait_gone
+
+    original = request(api_client, "GET", LLM_CRD)
+    for field in ("resourceVersion", "uid", "creationTimestamp", "managedFields", "generation"):
+        original["metadata"].pop(field, None)
+    original.pop("status", None)
+    older = copy.deepcopy(original)
+    older["spec"]["versions"] = [{**v, "storage": True} for v in older["spec"]["versions"] if v["name"] == "v1alpha1"]
+    request(api_client, "DELETE", LLM_CRD)
+    try:
+        _wait_gone(api_client, "/apis/serving.kserve.io/v1alpha2/llminferenceservices")
+        _recreate_crd(api_client, older)
+        apply_objects(api_client, [{
+            "apiVersion": "serving.kserve.io/v1alpha1", "kind": "LLMInferenceService",
+            "metadata": {"name": "old", "namespace": namespace},
+            "spec": {"model": {"uri": "pvc://claim/m"},
+                     "template": {"containers": [{"name": "main", "image": "quay.io/example/vllm-old:1"}]}},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}}])
+        run = agent("once", "--dry-run", target=puller.target)
+        assert run.code == 0 and run.json()["cycle"]["missing"] == {}
+        listed = {e["kind"]: e for e in run.logged("listed")}
+        assert (listed["LLMInferenceService"]["version"], listed["LLMInferenceServiceConfig"]["version"]) == (
+            "v1alpha1", "v1alpha2")
+        assert used_by(run.target(), "quay.io/example/vllm-old:1") == {("LLMInferenceService", "old")}
+    finally:
+        request(api_client, "DELETE", LLM_CRD)
+        _wait_gone(api_client, "/apis/serving.kserve.io/v1alpha1/llminferenceservices")
+        _recreate_crd(api_client, original)
+        # Deleting a CRD deletes its objects: put the sample's back for the tests that follow.
+        apply_objects(api_client, [o for o in read_objects(SAMPLES) if o["kind"] == "LLMInferenceService"])
