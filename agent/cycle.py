@@ -89,7 +89,9 @@ def run_cycle(
     started = clock()
     requests_before = kube.requests
     observation = observe(kube, settings)
-    inventory = apply_policy(resolve(observation), settings.references)
+    inventory = apply_policy(
+        resolve(observation, llm_config_prefix=settings.kserve.llm_config_prefix), settings.references
+    )
     # All targets are read before any is written, so an exception here never loses the
     # outcome of a target already written.
     read = [_read_or_error(kube, target, may_write, dry_run=dry_run) for target in settings.targets]
@@ -115,6 +117,8 @@ def run_cycle(
         problems=inventory.problems,
         rejected_total=inventory.rejections_total,
         problems_total=inventory.problems_total,
+        not_prepullable=inventory.skipped,
+        not_prepullable_total=inventory.skipped_total,
         placing=placing,
         listed=dict(observation.listed),
         missing=dict(observation.missing),
@@ -279,7 +283,9 @@ def _log_summary(result: CycleResult, inventory: Inventory, *, dry_run: bool) ->
             "nodes no puller covers run workloads",
             group=gap.group.name,
             nodes=len(gap.group.nodes),
-            images=[str(i) for i in gap.images[:10]],
+            # the first few, within the bound every tenant-facing log field keeps
+            images=clip(", ".join(str(i) for i in gap.images[:10]), MAX_LOGGED_TEXT),
+            images_total=len(gap.images),
             hint="once --dry-run prints a KubernetesImagePuller for them",
         )
     for problem in inventory.problems[:MAX_REJECTIONS_LOGGED]:
@@ -310,6 +316,7 @@ def _log_summary(result: CycleResult, inventory: Inventory, *, dry_run: bool) ->
         candidates=sum(len(p.candidates) for p in plans),
         rejected=inventory.rejections_total,
         not_resolved=inventory.problems_total,
+        not_prepullable=inventory.skipped_total,
         selected=sum(len(p.selected) for p in plans),
         changed=sum(p.changed for p in plans),
         written=result.written,

@@ -31,6 +31,9 @@ class KindName(StrEnum):
     CLUSTER_SERVING_RUNTIME = "ClusterServingRuntime"
     INFERENCE_SERVICE = "InferenceService"
     LLM_INFERENCE_SERVICE = "LLMInferenceService"
+    LLM_INFERENCE_SERVICE_CONFIG = "LLMInferenceServiceConfig"
+    CLUSTER_STORAGE_CONTAINER = "ClusterStorageContainer"
+    CONFIG_MAP = "ConfigMap"  # KServe's inferenceservice-config: the storage initializer
     DSC_INITIALIZATION = "DSCInitialization"
     IMAGE_PULLER = "KubernetesImagePuller"
     NODE = "Node"
@@ -59,6 +62,8 @@ class Role(StrEnum):
     SERVING_RUNTIME = "serving-runtime"
     MODELCAR = "modelcar"
     CUSTOM_CONTAINER = "custom-container"
+    STORAGE_INITIALIZER = "storage-initializer"  # KServe's init container that downloads a model
+    ROUTER = "router"  # an LLMInferenceService's scheduler (endpoint picker) pod
 
 
 class State(StrEnum):
@@ -67,7 +72,8 @@ class State(StrEnum):
     The scoring weights in the configuration are keyed by these values.
     """
 
-    RUNNING = "running"  # a workbench that is started (not stopped)
+    RUNNING = "running"  # a workbench whose status says it runs (a ready replica, or its container running)
+    STARTING = "starting"  # a workbench that should run (not stopped) but does not yet: pending, pulling, failing
     STOPPED = "stopped"  # a workbench that is stopped
     READY = "ready"  # a model server whose Ready condition is True
     NOT_READY = "not-ready"  # a model server that exists but is not Ready
@@ -75,6 +81,12 @@ class State(StrEnum):
     OFFERED = "offered"  # an image stream tag offered to new users, not the default
     OUTDATED = "outdated"  # a tag marked outdated, or a hidden stream: counts only when used
     DEFINED = "defined"  # a serving runtime or template that exists; nothing may use it yet
+
+
+# The states of an object that runs or defines a workload (every other state only offers an
+# image): what makes an image a project's own or shared (`agent.plan`), and what the coverage
+# gap counts (`agent.pools`).
+WORKLOAD_STATES = frozenset({State.RUNNING, State.STARTING, State.STOPPED, State.READY, State.NOT_READY})
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -107,6 +119,26 @@ class Usage:
     state: State
     stream_tag: StreamTag | None = None
     placement: Placement | None = None
+    # The kind of the object the image text came from when it is not `source`'s own (a
+    # runtime's image used by an InferenceService, a config's by an LLMInferenceService,
+    # the storage initializer from KServe's ConfigMap): if that kind cannot be read, the
+    # entry stays (the planner's safety rule).
+    supplier: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NotPrepullable:
+    """An image a workload uses that pre-pulling cannot help, and why (e.g. an
+    `oci+fetch://` model, downloaded into the pod's scratch volume at every start). Not a
+    rejection: the reference is valid, it is just not kept in any node's image store."""
+
+    reference: str
+    reason: str
+    source: ObjectRef
+    field: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.field} {self.reference!r} {self.reason}"
 
 
 @dataclass(frozen=True, slots=True)

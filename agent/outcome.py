@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent.model import Rejection
+from agent.model import NotPrepullable, Rejection
 from agent.plan import Plan
 from agent.pools import Placing, Pool
 from agent.settings import Target
@@ -35,6 +35,8 @@ class CycleResult:
     problems: tuple[str, ...] = ()  # e.g. an InferenceService whose runtime is not found: the first ones
     rejected_total: int = 0  # every reference refused, kept or not
     problems_total: int = 0
+    not_prepullable: tuple[NotPrepullable, ...] = ()  # images pre-pulling cannot help: the first ones
+    not_prepullable_total: int = 0
     placing: Placing | None = None  # what no target covers, and images no node can run
     listed: dict[str, int] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)

@@ -16,11 +16,12 @@ time. The steps, one function each:
 2. **Score** (`_score`). Each object using an image adds the weight of how it uses it
    (`weights`), once per object, at its heaviest use.
 3. **Tier** (`_tier`). *Shared*: used by workloads of several namespaces, of the
-   applications namespace, or the recommended tag of an offered workbench image.
-   *Project*: used by the workloads of one project only. *Offered*: offered by the
-   platform (image streams, runtime templates, cluster runtimes) but not in use. An image
-   in use always comes before one merely offered, and shared images before any project's
-   own, so neither an unused offer nor a busy project pushes out what several use.
+   applications namespace, the recommended tag of an offered workbench image, or an image
+   KServe's own configuration supplies (the storage initializer). *Project*: used by the
+   workloads of one project only. *Offered*: offered by the platform (image streams,
+   runtime templates, cluster runtimes) but not in use. An image in use always comes
+   before one merely offered, and shared images before any project's own, so neither an
+   unused offer nor a busy project pushes out what several use.
 4. **Forced, excluded, the administrator's** (`_settled`). Pinned and protected images go
    in first; excluded images never; images an administrator already listed are left to
    the administrator's entry.
@@ -28,7 +29,9 @@ time. The steps, one function each:
    go in while they reach `min_score` and fit `max_images`, the per-node disk budget, and
    what one project may take: `max_per_namespace` places and `max_namespace_share` of the
    budget for images only that project uses. A project's image that no node reports is
-   estimated at the largest estimate of any role, since the project chooses its role. A
+   estimated at the largest estimate of any role, since the project chooses its role; any
+   other at its role's, the accelerated one when it is recommended for or requests an
+   accelerator. A
    managed image ranks as if its score were `retain_margin` higher, keeps a minimum that
    much lower and may overrun the budget by as much, so wobbling scores and sizes do not
    rewrite the list. Where the disk budget forces a choice (the ranked images that reach
@@ -54,7 +57,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
-from agent.model import KindName, NodeInfo, ObjectRef, Role, State, Usage
+from agent.model import WORKLOAD_STATES, KindName, NodeInfo, ObjectRef, Role, State, Usage
 from agent.policy import first_match, policy_problem
 from agent.puller import Entry, PullerCR, PullerState, entry_name
 from agent.quantity import format_bytes, format_duration
@@ -65,8 +68,6 @@ from agent.sizes import ImageSizes
 NODE_KIND = KindName.NODE
 DSCI_KIND = KindName.DSC_INITIALIZATION
 
-# How an object uses an image: running or defining a workload, or only offering it.
-WORKLOAD_STATES = frozenset({State.RUNNING, State.STOPPED, State.READY, State.NOT_READY})
 
 
 class Tier(StrEnum):
@@ -79,6 +80,8 @@ class Tier(StrEnum):
     OFFERED = "offered"
 
 
+# Kinds whose images a workload uses but only an administrator chooses (`Usage.supplier`).
+PLATFORM_SUPPLIERS = frozenset({KindName.CONFIG_MAP, KindName.CLUSTER_STORAGE_CONTAINER})
 _RANKED_ORDER = {Tier.SHARED: 0, Tier.PROJECT: 1, Tier.OFFERED: 2}
 
 
@@ -368,39 +371,39 @@ def _tier(usages: Sequence[Usage], *, applications_namespace: str) -> tuple[Tier
     Only use by workloads makes an image shared: a platform object (a stream tag, a
     template, a cluster runtime) naming an image that one project alone runs does not lift
     it out of that project's share; the recommended tag does, since the platform offers it
-    to every new workbench.
+    to every new workbench, and so does an image KServe's own configuration puts into the
+    project's pods (the storage initializer, from `inferenceservice-config` or a
+    ClusterStorageContainer): the project cannot choose it, only use it.
     """
     workloads = {u.source.namespace for u in usages if u.state in WORKLOAD_STATES}
     if not workloads:
         return Tier.OFFERED, ""
-    recommended = any(u.state is State.RECOMMENDED for u in usages)
+    recommended = any(u.state is State.RECOMMENDED or u.supplier in PLATFORM_SUPPLIERS for u in usages)
     if len(workloads) > 1 or recommended or applications_namespace in workloads or "" in workloads:
         return Tier.SHARED, ""
     (namespace,) = workloads
     return Tier.PROJECT, namespace
 
 
-# A size estimate by role: the largest role an image has decides.
-_ROLE_ORDER = (
-    Role.MODELCAR,
-    Role.SERVING_RUNTIME,
-    Role.WORKBENCH,
-    Role.PIPELINE_RUNTIME,
-    Role.CUSTOM_CONTAINER,
-    Role.SIDECAR,
-)
-
-
 def _estimate(usages: Sequence[Usage], settings: Settings, *, own_project: bool) -> int:
-    """The size assumed for an image no node reports. A project's own image takes the
-    largest estimate of any role: the project chooses the role (any container of a Notebook
-    that is not the workbench is a "sidecar"), so it must not choose the estimate too."""
+    """The size assumed for an image no node reports: the largest estimate of its roles,
+    a role's accelerated one when a usage in that role is recommended for or requests an
+    accelerator (`_accelerated`). A project's own image takes the largest estimate of all:
+    the project chooses the role (any container of a Notebook that is not the workbench is
+    a "sidecar") and what it requests, so it must not choose the estimate too."""
     estimates = settings.sizes
     if own_project:
-        return max(estimates.for_role(r.value) for r in _ROLE_ORDER)
-    roles = {u.role for u in usages}
-    found = [estimates.for_role(r.value) for r in _ROLE_ORDER if r in roles]
+        return estimates.largest()
+    found = [estimates.for_role(u.role.value, accelerated=_accelerated(u)) for u in usages]
     return max(found) if found else estimates.for_role(Role.CUSTOM_CONTAINER.value)
+
+
+def _accelerated(usage: Usage) -> bool:
+    """Whether the pod pulling the image needs an accelerator: an extended resource its
+    containers request (`nvidia.com/gpu`...), or the `recommended-accelerators` hint of an
+    offered image (`agent.placement`)."""
+    placement = usage.placement
+    return placement is not None and bool(placement.resources or placement.one_of_resources)
 
 
 # -- limits ----------------------------------------------------------------------------------
@@ -658,8 +661,8 @@ def _desired(
     for ref in chosen:
         if ref in names:
             continue
-        spelled = by_ref[ref].tags if ref in by_ref else ()
-        name = entry_name(ref, taken=taken, tag=spelled[0].tag if spelled else None)
+        tag, hints = _readable(by_ref.get(ref))
+        name = entry_name(ref, taken=taken, tag=tag, hints=hints)
         taken.add(name)
         names[ref] = name
         entries.append(Entry.of(name, str(ref)))
@@ -673,13 +676,25 @@ def _desired(
     return PullerState(tuple(entries), owned, kinds, tags), names
 
 
+def _readable(image: _Image | None) -> tuple[str | None, tuple[str, ...]]:
+    """What names a digest entry readably: the tag nodes report it under, else the stream
+    tag it was found under; and the names of the ImageStreams offering it (two custom
+    images of one repository then read `workbench-images` and `workbench-images-nlp-2-0`,
+    or `...-custom-nlp`, rather than a hash)."""
+    if image is None:
+        return None, ()
+    streams = sorted({u.stream_tag for u in image.usages if u.stream_tag is not None})
+    tag = image.tags[0].tag if image.tags else (streams[0].tag if streams else None)
+    return tag, tuple(dict.fromkeys(s.stream for s in streams))
+
+
 def _kinds_of(image: _Image | None) -> tuple[str, ...]:
     """The kinds an entry's image was found in: what keeps it when one cannot be listed. An
     image listed as the digest nodes report for a tag depends on the Nodes too: without
     them it would read as the tag, and the entry must not flip."""
     if image is None:
         return ()
-    kinds = {u.source.kind for u in image.usages}
+    kinds = {u.source.kind for u in image.usages} | {u.supplier for u in image.usages if u.supplier}
     if image.tags:
         kinds.add(NODE_KIND)
     return tuple(sorted(kinds))

@@ -27,14 +27,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from agent.model import NodeInfo, State, Usage
+from agent.model import WORKLOAD_STATES, NodeInfo, Usage
 from agent.placement import NodeGroup, Placement, can_run_on, pool_misfit, suggest_puller, uncovered_groups
 from agent.puller import Entry, PullerCR, entry_name, render_images
 from agent.refs import ImageRef
 
 __all__ = ["Gap", "Placing", "Pool", "TargetUsages", "place"]
 
-WORKLOAD_STATES = frozenset({State.RUNNING, State.STOPPED, State.READY, State.NOT_READY})
 MAX_SUGGESTED_IMAGES = 15  # images in a suggested puller's list (the most used first)
 
 

@@ -236,14 +236,17 @@ def _join(base: str, suffix: str) -> str:
     return f"{base[:room].rstrip('-')}-{suffix}"
 
 
-def entry_name(ref: ImageRef, *, taken: Collection[str], tag: str | None = None) -> str:
+def entry_name(
+    ref: ImageRef, *, taken: Collection[str], tag: str | None = None, hints: Sequence[str] = ()
+) -> str:
     """A DNS-1123 label for `ref`, derived from its repository and not in `taken`.
 
     Deterministic: the same ref and the same `taken` give the same name. Candidates in
     order: the sanitized last repository segment ("image" if nothing is left of it); that
     plus the sanitized tag, when there is one (`tag`, for an image listed by digest: the
     tag it was found under, so two ModelCars of one repository read as their models);
-    that plus the first 8 hex digits of
+    that plus each of `hints` (readable names of the image, such as the ImageStream
+    offering it), sanitized; that plus the first 8 hex digits of
     sha256(str(ref)); then the hash form plus "-2", "-3"... The repository part is cut
     so every candidate fits 63 characters. Keeping an entry's name once chosen is the
     caller's job: call this only for images that have no name yet.
@@ -252,10 +255,9 @@ def entry_name(ref: ImageRef, *, taken: Collection[str], tag: str | None = None)
     base = _sanitize(ref.short_name)[:_LABEL_MAX].rstrip("-") or "image"
     if base not in used:
         return base
-    readable = tag or ref.tag
-    if readable:
-        suffix = _sanitize(readable)[:_TAG_SUFFIX_MAX].rstrip("-")
-        if suffix:
+    for readable in (tag or ref.tag, *hints):
+        suffix = _sanitize(readable)[:_TAG_SUFFIX_MAX].rstrip("-") if readable else ""
+        if suffix and suffix != base:
             candidate = _join(base, suffix)
             if candidate not in used:
                 return candidate

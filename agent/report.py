@@ -87,7 +87,8 @@ def _target_doc(outcome: TargetOutcome, result: CycleResult) -> dict[str, Any]:
     target = {"namespace": outcome.target.namespace, "name": outcome.target.name}
     if plan is None:  # the CR could not be read: the same keys, nothing planned
         return {"target": target, "pool": None, "generated_at": None, "budget_bytes": None, "budget_used_bytes": 0,
-                "candidates": [], "rejected": [], "problems": [], "warnings": [], "failed_sources": {},
+                "candidates": [], "rejected": [], "problems": [], "not_prepullable": [], "warnings": [],
+                "failed_sources": {},
                 "images_before": None, "images_after": None, "owned_after": {}, "changed": False, "written": False,
                 "error": outcome.error, "startup": None}
     return {
@@ -107,6 +108,15 @@ def _target_doc(outcome: TargetOutcome, result: CycleResult) -> dict[str, Any]:
             for r in result.rejected
         ],
         "problems": list(result.problems),
+        "not_prepullable": [
+            {
+                "reference": n.reference,
+                "reason": n.reason,
+                "source": {"kind": n.source.kind, "namespace": n.source.namespace, "name": n.source.name},
+                "field": n.field,
+            }
+            for n in result.not_prepullable
+        ],
         "warnings": list(plan.warnings),
         "failed_sources": dict(plan.failed_sources),
         "images_before": plan.current.images,
@@ -243,6 +253,12 @@ def _findings(result: CycleResult, *, width: int | None) -> list[str]:
         if result.problems_total > len(problems):
             more = "see --output json" if width is None else "see --output wide or json"
             lines.append(f"  ... and {result.problems_total - len(problems)} more ({more})")
+    if result.not_prepullable:
+        skipped = result.not_prepullable if width is None else result.not_prepullable[:MAX_REJECTIONS_SHOWN]
+        lines += ([""] if lines else []) + [f"Not pre-pullable ({result.not_prepullable_total}):"]
+        lines += [_cut(f"  {n.source} {n.field}: {n.reference!r} {n.reason}", width) for n in skipped]
+        if result.not_prepullable_total > len(skipped):
+            lines.append(f"  ... and {result.not_prepullable_total - len(skipped)} more (see --output json)")
     for gap in result.placing.gaps if result.placing else ():
         lines += ([""] if lines else []) + _gap_lines(gap)
     return ["\n".join(lines)] if lines else []

@@ -34,13 +34,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from agent.model import ObjectRef, Rejection, Role, State, StreamTag, Usage
-from agent.placement import Placement, merge_kserve
+from agent.model import KindName, NotPrepullable, ObjectRef, Rejection, Role, State, StreamTag, Usage
+from agent.placement import Placement, merge_kserve, merge_kserve_worker
 from agent.refs import ImageRef, InvalidReference
+from agent.resolve_llm import LLMContext, llm_usages
 from agent.sources import Observation
 from agent.sources.common import MAX_PROBLEMS_KEPT, Findings, clip, intern
 from agent.sources.imagestreams import StreamFindings
-from agent.sources.serving import MAIN_CONTAINER, ModelServer, Runtime, model_label
+from agent.sources.kserve import CONFIG_MAP_NAME
+from agent.sources.serving import (
+    MAIN_CONTAINER,
+    WORKER_CONTAINER,
+    ModelServer,
+    ModelStorage,
+    Runtime,
+    StorageUser,
+    model_label,
+)
+from agent.storage import Scheme, StorageConfig, StorageContainer, initializer_uri, storage_container_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +67,16 @@ class Inventory:
     problems: tuple[str, ...]
     rejections_total: int = -1  # -1: as many as kept (an Inventory built by hand)
     problems_total: int = -1
+    skipped: tuple[NotPrepullable, ...] = ()  # images pre-pulling cannot help (the first ones)
+    skipped_total: int = -1
 
     def __post_init__(self) -> None:
         if self.rejections_total < 0:
             object.__setattr__(self, "rejections_total", len(self.rejections))
         if self.problems_total < 0:
             object.__setattr__(self, "problems_total", len(self.problems))
+        if self.skipped_total < 0:
+            object.__setattr__(self, "skipped_total", len(self.skipped))
 
 
 @dataclass
@@ -75,14 +90,39 @@ class _Problems:
             self.kept.append(problem)
 
 
-def resolve(observation: Observation) -> Inventory:
+def resolve(observation: Observation, *, llm_config_prefix: str = "kserve-") -> Inventory:
+    """`llm_config_prefix`: the well-known LLMInferenceServiceConfig names' prefix
+    (`settings.kserve.llm_config_prefix`)."""
     rejections = Findings()
-    for found in (observation.streams, observation.workloads, observation.serving):
-        rejections.extend(Findings(rejections=found.rejections, rejections_dropped=found.rejections_dropped))
+    for found in (observation.streams, observation.workloads, observation.serving, observation.llm, observation.kserve):
+        rejections.extend(
+            Findings(
+                rejections=found.rejections,
+                rejections_dropped=found.rejections_dropped,
+                skipped=found.skipped,
+                skipped_dropped=found.skipped_dropped,
+            )
+        )
     problems = _Problems()
-    served = list(
-        _model_server_usages(observation.serving.model_servers, observation.serving.runtimes, rejections, problems)
-    )
+    storage = _Storage.of(observation)
+    serving = observation.serving
+    served = [
+        *_model_server_usages(serving.model_servers, serving.runtimes, rejections, problems, storage),
+        *(u for user in serving.storage_users for u in _storage_user_usages(user, storage)),
+        *llm_usages(
+            observation.llm,
+            LLMContext(
+                kserve_namespace=observation.kserve_namespace or observation.applications_namespace,
+                prefix=llm_config_prefix,
+                configs_listed=KindName.LLM_INFERENCE_SERVICE_CONFIG in observation.listed,
+                storage_image=storage.config.image if storage.config else None,
+                storage_supplier=storage.config_field,
+                enable_modelcar=storage.enable_modelcar,
+            ),
+            rejections=rejections,
+            problems=problems.add,
+        ),
+    ]
     unify = _Aliases(observation)
     usages = tuple(
         unify(u)
@@ -99,6 +139,8 @@ def resolve(observation: Observation) -> Inventory:
         tuple(problems.kept),
         rejections_total=rejections.rejections_total,
         problems_total=problems.total,
+        skipped=tuple(rejections.skipped),
+        skipped_total=rejections.skipped_total,
     )
 
 def image_as_used(observation: Observation, ref: ImageRef, *, namespace: str) -> ImageRef:
@@ -110,6 +152,51 @@ def image_as_used(observation: Observation, ref: ImageRef, *, namespace: str) ->
     )
     return resolved if resolved is not None else ref
 
+
+@dataclass(frozen=True)
+class _Storage:
+    """What a model's storage makes KServe pull, with this cycle's KServe configuration."""
+
+    config: StorageConfig | None  # None: the ConfigMap was not read
+    config_field: str  # "(ConfigMap NS/inferenceservice-config)", for the usages' fields
+    containers: tuple[StorageContainer, ...]
+
+    @classmethod
+    def of(cls, observation: Observation) -> _Storage:
+        found = observation.kserve
+        where = found.storage_config_source
+        namespace = observation.kserve_namespace or observation.applications_namespace
+        name = str(where) if where is not None else f"{KindName.CONFIG_MAP} {namespace}/{CONFIG_MAP_NAME}"
+        return cls(found.storage_config, name, tuple(found.storage_containers))
+
+    @property
+    def enable_modelcar(self) -> bool:
+        return self.config.enable_modelcar if self.config is not None else True
+
+    def images(self, storage: ModelStorage) -> Iterable[tuple[ImageRef, str]]:
+        """The ModelCar and image-volume images of the storage, with their fields."""
+        for uri in storage.uris:
+            if uri.image is None:
+                continue
+            if uri.scheme is Scheme.IMAGE_VOLUME or (uri.scheme is Scheme.MODELCAR and self.enable_modelcar):
+                yield uri.image, uri.field
+
+    def initializer(self, storage: ModelStorage) -> tuple[ImageRef, str, str] | None:
+        """(image, field, supplier kind) of the storage initializer KServe adds, or None."""
+        uris = [u.uri for u in storage.uris]
+        selecting = initializer_uri(uris, enable_modelcar=self.enable_modelcar, own_initializer=storage.own_initializer)
+        if selecting is None:
+            return None
+        where = storage.uris[uris.index(selecting)].field
+        container = storage_container_for(selecting, self.containers)
+        if container is not None and container.image_set:
+            if container.image is None:
+                return None  # a rejected image: already reported
+            supplied = f"{KindName.CLUSTER_STORAGE_CONTAINER} {container.name}"
+            return container.image, f"{where}: storage initializer ({supplied})", KindName.CLUSTER_STORAGE_CONTAINER
+        if self.config is None or self.config.image is None:
+            return None
+        return self.config.image, f"{where}: storage initializer ({self.config_field})", KindName.CONFIG_MAP
 
 class _Aliases:
     def __init__(self, observation: Observation) -> None:
@@ -142,17 +229,21 @@ class _Aliases:
 
 
 def _model_server_usages(
-    servers: Iterable[ModelServer], runtimes: Iterable[Runtime], rejections: Findings, problems: _Problems
+    servers: Iterable[ModelServer],
+    runtimes: Iterable[Runtime],
+    rejections: Findings,
+    problems: _Problems,
+    storage: _Storage,
 ) -> Iterable[Usage]:
-    """The runtime and ModelCar images each server uses, placed where KServe would run its
-    predictor pod (its spec merged with the runtime's): one usage per server object, image,
-    state and placement (an InferenceService's eleven predictor keys resolving to one
-    runtime count once)."""
+    """The runtime, worker and storage images each server uses, placed where KServe would
+    run its predictor and worker pods (each spec merged with the runtime's): one usage per
+    server object, image, state and placement (an InferenceService's eleven predictor keys
+    resolving to one runtime count once)."""
     by_name: dict[tuple[str, str], Runtime] = {}
     for r in runtimes:
         by_name.setdefault((r.namespace, r.name), r)
     select = _Selector(by_name.values())
-    seen: set[tuple[ObjectRef, ImageRef, State, Placement]] = set()
+    seen: set[tuple[ObjectRef, ImageRef, State, Placement | None]] = set()
     for server in servers:
         if server.scheduling is None:
             continue  # its pod spec cannot be read: already one rejection naming the field
@@ -160,14 +251,55 @@ def _model_server_usages(
         problem = _runtime_problem(server, runtime)
         if problem:
             problems.add(f"{server.source}: {problem}")
-        placement = intern(merge_kserve(server.scheduling, runtime.scheduling if runtime and not problem else None))
-        found = list(_served_images(server, runtime, rejections, placement)) if runtime and not problem else []
-        found += [_modelcar(server, image, field, placement) for image, field in server.modelcars]
+        usable = runtime if runtime is not None and not problem else None
+        head = intern(merge_kserve(server.scheduling, usable.scheduling if usable else None))
+        worker = _worker_placement(server, usable)
+        found = list(_served_images(server, usable, rejections, head)) if usable else []
+        found += _worker_images(server, usable, worker) if usable and worker else []
+        found += _storage_usages(server.source, server.ready, server.storage, storage, (head, worker))
         for usage in found:
-            key = (usage.source, usage.image, usage.state, placement)
+            key = (usage.source, usage.image, usage.state, usage.placement)
             if key not in seen:
                 seen.add(key)
                 yield usage
+
+
+def _worker_placement(server: ModelServer, runtime: Runtime | None) -> Placement | None:
+    """Where the worker pods run; None without a worker pod (or when its spec cannot be read)."""
+    if server.worker is None or runtime is None or server.worker.scheduling is None:
+        return None
+    if runtime.worker_scheduling is None:
+        return None
+    return intern(merge_kserve_worker(server.worker.scheduling, runtime.worker_scheduling))
+
+
+def _storage_usages(
+    source: ObjectRef,
+    ready: bool,
+    groups: Iterable[ModelStorage],
+    storage: _Storage,
+    placements: tuple[Placement, Placement | None],
+) -> list[Usage]:
+    """The ModelCars (predictor pod) and the storage initializer (predictor and worker pods)
+    of a server's storage."""
+    state = State.READY if ready else State.NOT_READY
+    head, worker = placements
+    found = []
+    for group in groups:
+        for image, where in storage.images(group):
+            found.append(Usage(image, source, where, Role.MODELCAR, state, placement=head))
+        init = storage.initializer(group)
+        if init is not None:
+            image, where, supplier = init
+            role = Role.STORAGE_INITIALIZER
+            for placement in (head, worker):
+                if placement is not None:
+                    found.append(Usage(image, source, where, role, state, placement=placement, supplier=supplier))
+    return found
+
+
+def _storage_user_usages(user: StorageUser, storage: _Storage) -> list[Usage]:
+    return _storage_usages(user.source, user.ready, (user.storage,), storage, (user.placement, None))
 
 
 def _runtime_problem(server: ModelServer, runtime: Runtime | None) -> str:
@@ -178,17 +310,23 @@ def _runtime_problem(server: ModelServer, runtime: Runtime | None) -> str:
         return f"runtime {runtime.source} has no {MAIN_CONTAINER} in spec.containers (KServe refuses it)"
     if runtime.scheduling is None:
         return f"runtime {runtime.source} has scheduling fields that cannot be read (KServe's pod would be refused)"
+    if server.worker is not None and not runtime.multi_node:
+        return (
+            f"has a workerSpec but runtime {runtime.source} has none "
+            "(KServe refuses a workerSpec in the InferenceService then)"
+        )
+    if server.worker is not None and not runtime.has_worker_container:
+        return f"runtime {runtime.source} has no {WORKER_CONTAINER} in spec.workerSpec.containers (KServe refuses it)"
+    if server.worker is not None and runtime.worker_scheduling is None:
+        return f"runtime {runtime.source} has workerSpec scheduling fields that cannot be read"
     return ""
-
-
-def _modelcar(server: ModelServer, image: ImageRef, field: str, placement: Placement) -> Usage:
-    state = State.READY if server.ready else State.NOT_READY
-    return Usage(image, server.source, field, Role.MODELCAR, state, placement=placement)
 
 
 def _served_images(
     server: ModelServer, runtime: Runtime, rejections: Findings, placement: Placement
 ) -> Iterable[Usage]:
+    """The predictor (head) pod's runtime images: every `spec.containers` and
+    `spec.initContainers` image, the `kserve-container`'s retagged or replaced."""
     state = State.READY if server.ready else State.NOT_READY
     if server.image_override is not None:  # replaces the main image, even one that was rejected
         yield Usage(
@@ -196,6 +334,8 @@ def _served_images(
             placement=placement,
         )
     for image in runtime.images:
+        if image.worker:
+            continue
         ref = image.image
         field = f"spec.predictor (runtime {runtime.source}: {image.field})"
         if image.main and server.image_override is not None:
@@ -211,7 +351,31 @@ def _served_images(
                 )
                 continue
             field = f"{field} with runtimeVersion"
-        yield Usage(ref, server.source, field, Role.SERVING_RUNTIME, state, placement=placement)
+        yield Usage(ref, server.source, field, Role.SERVING_RUNTIME, state, placement=placement,
+                    supplier=runtime.source.kind)
+
+
+def _worker_images(server: ModelServer, runtime: Runtime, placement: Placement) -> list[Usage]:
+    """The worker pod's images: the runtime's `worker-container` (or the service's first
+    worker container's image, when it names one: a rejected one replaces it too), never
+    retagged by `runtimeVersion`; the init containers of both worker specs."""
+    worker = server.worker
+    assert worker is not None
+    state = State.READY if server.ready else State.NOT_READY
+    found = []
+    if worker.image_set and worker.image is not None:
+        found.append(Usage(worker.image, server.source, worker.field, Role.SERVING_RUNTIME, state, placement=placement))
+    for image in runtime.images:
+        if not image.worker or not (image.init or image.worker_main) or (image.worker_main and worker.image_set):
+            continue
+        field = f"spec.predictor.workerSpec (runtime {runtime.source}: {image.field})"
+        found.append(
+            Usage(image.image, server.source, field, Role.SERVING_RUNTIME, state, placement=placement,
+                  supplier=runtime.source.kind)
+        )
+    for image_ref, where in worker.init_images:
+        found.append(Usage(image_ref, server.source, where, Role.CUSTOM_CONTAINER, state, placement=placement))
+    return found
 
 
 def _named(server: ModelServer, by_name: Mapping[tuple[str, str], Runtime]) -> Runtime | None:

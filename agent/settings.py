@@ -65,6 +65,7 @@ __all__ = [
     "CLI_VARIABLES",
     "ENV_PREFIX",
     "DiskBudget",
+    "KServe",
     "Kube",
     "LeaderElection",
     "Logging",
@@ -235,6 +236,11 @@ Namespace = Annotated[str, _Strict, _holds(_is_label), _Accepts(_NAMESPACE)]
 OptionalNamespace = Annotated[str, _Strict, _holds(lambda v: not v or _is_label(v)), _Accepts("empty or " + _NAMESPACE)]
 _NAME = f"an object name (DNS-1123 subdomain: {_LABEL_RULE}, with '.' between parts, at most 253 characters)"
 Name = Annotated[str, _Strict, _holds(_is_subdomain), _Accepts(_NAME)]
+_PREFIX = "empty, or the start of an object name (lowercase letters, digits, '-' and '.')"
+NamePrefix = Annotated[
+    str, _Strict, _holds(lambda v: len(v) <= 200 and re.fullmatch(r"([a-z0-9][-a-z0-9.]*)?", v) is not None),
+    _Accepts(_PREFIX),
+]
 _CRON = "empty or a 5-field crontab expression (minute hour day month weekday, e.g. '0 */6 * * *')"
 Cron = Annotated[str, _Strict, AfterValidator(_cron), _Accepts(_CRON)]
 
@@ -390,6 +396,7 @@ class Selection:
 
 _STATE_FIELDS = {
     "running": "running",
+    "starting": "starting",
     "stopped": "stopped",
     "ready": "ready",
     "not-ready": "not_ready",
@@ -405,7 +412,9 @@ class Weights:
     """Score added per object using an image, by how it uses it."""
 
     running: Score = 10.0
-    """per started workbench"""
+    """per running workbench (its status says a replica is ready or its container runs)"""
+    starting: Score = 5.0
+    """per workbench that should run but does not yet (pending, pulling its image, failing)"""
     stopped: Score = 2.0
     """per stopped workbench"""
     ready: Score = 10.0
@@ -436,33 +445,53 @@ _ROLE_FIELDS = {
     "serving-runtime": "serving_runtime",
     "modelcar": "modelcar",
     "custom-container": "custom_container",
+    "storage-initializer": "storage_initializer",
+    "router": "router",
 }
+# Roles whose images come in CPU and accelerator builds of very different sizes.
+_ACCELERATED_FIELDS = {"workbench": "workbench_accelerated", "serving-runtime": "serving_runtime_accelerated"}
 
 
 @_settings
 class Sizes:
     """Size estimates by role, used when no node reports an image's size."""
 
-    workbench: Size = 6 * GiB
-    """a workbench image"""
+    workbench: Size = 4 * GiB
+    """a CPU workbench image"""
+    workbench_accelerated: Size = 12 * GiB
+    """a workbench image recommended for, or requesting, an accelerator (CUDA, ROCm, Gaudi)"""
     sidecar: Size = 200 * MiB
     """a sidecar image (e.g. kube-rbac-proxy)"""
     pipeline_runtime: Size = 3 * GiB
     """a pipeline runtime image"""
-    serving_runtime: Size = 15 * GiB
-    """a model serving runtime image"""
+    serving_runtime: Size = 4 * GiB
+    """a CPU model serving runtime image"""
+    serving_runtime_accelerated: Size = 20 * GiB
+    """a model serving runtime image recommended for, or requesting, an accelerator"""
     modelcar: Size = 10 * GiB
     """a ModelCar (model weights as an image)"""
     custom_container: Size = 4 * GiB
     """a custom container of a model server"""
+    storage_initializer: Size = 1 * GiB
+    """KServe's storage initializer (the init container that downloads a model)"""
+    router: Size = 1 * GiB
+    """an LLMInferenceService's scheduler (endpoint picker)"""
 
-    def for_role(self, role: str) -> int:
+    def for_role(self, role: str, *, accelerated: bool = False) -> int:
         """The estimate for an image role ("workbench", "serving-runtime", ...;
-        `agent.model.Role`)."""
+        `agent.model.Role`); `accelerated`: for an image recommended for or requesting an
+        accelerator (only workbenches and serving runtimes have their own estimate)."""
         try:
-            return int(getattr(self, _ROLE_FIELDS[role]))
+            name = _ROLE_FIELDS[role]
         except KeyError:
             raise ValueError(f"unknown image role {role!r}; expected one of {', '.join(_ROLE_FIELDS)}") from None
+        if accelerated:
+            name = _ACCELERATED_FIELDS.get(role, name)
+        return int(getattr(self, name))
+
+    def largest(self) -> int:
+        """The largest estimate of any role, accelerated or not."""
+        return max(int(getattr(self, f.name)) for f in dataclasses.fields(self))
 
 
 @_settings
@@ -493,6 +522,12 @@ class Sources:
     """model servers (InferenceService)"""
     llminferenceservices: Flag = True
     """LLM model servers (LLMInferenceService)"""
+    llminferenceserviceconfigs: Flag = True
+    """the LLMInferenceServiceConfigs LLM model servers take their images from"""
+    clusterstoragecontainers: Flag = True
+    """ClusterStorageContainers (they may replace the storage initializer's image)"""
+    storage_initializer: Flag = True
+    """KServe's inferenceservice-config ConfigMap: the storage initializer's image"""
     nodes: Flag = True
     """Nodes: image sizes and ephemeral-storage capacity"""
 
@@ -515,6 +550,16 @@ class Startup:
     """bytes per second a pull is assumed to take until the kubelet reports a pull with its size"""
     max_rank_factor: Factor = 4.0
     """most a measured pull time may raise or lower an image's rank value (as a factor)"""
+
+
+@_settings
+class KServe:
+    """Where KServe keeps its own configuration."""
+
+    namespace: OptionalNamespace = ""
+    """KServe's namespace (inferenceservice-config, well-known LLM configs); empty: the applications namespace"""
+    llm_config_prefix: NamePrefix = "kserve-"
+    """prefix of the well-known LLMInferenceServiceConfig names, for services KServe has not recorded them in yet"""
 
 
 @_settings
@@ -614,6 +659,8 @@ class Settings:
     """which kinds of objects to scan"""
     startup: Section[Startup] = Startup()
     """start-up time saved, from the kubelet's Pulled events"""
+    kserve: Section[KServe] = KServe()
+    """where KServe keeps its own configuration"""
     kube: Section[Kube] = Kube()
     """API server requests"""
     serve: Section[Serve] = Serve()

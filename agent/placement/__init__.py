@@ -65,8 +65,10 @@ from agent.placement.workloads import (
     RECOMMENDED_ACCELERATORS,
     TOLERATE_EVERYTHING,
     TRANSFORMER_CONTAINER,
+    WORKER_CONTAINER,
     hint_placement,
     merge_kserve,
+    merge_kserve_worker,
     puller_placement,
 )
 
@@ -87,6 +89,7 @@ __all__ = [
     "TRANSFORMER_CONTAINER",
     "TRANSIENT_TAINT_KEYS",
     "UNSCHEDULABLE_TAINT",
+    "WORKER_CONTAINER",
     "Misfit",
     "MisfitKind",
     "NodeAffinity",
@@ -104,6 +107,7 @@ __all__ = [
     "is_extended_resource",
     "matching_nodes",
     "merge_kserve",
+    "merge_kserve_worker",
     "misfit",
     "pool_misfit",
     "puller_placement",

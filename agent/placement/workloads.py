@@ -30,8 +30,10 @@ __all__ = [
     "RECOMMENDED_ACCELERATORS",
     "TOLERATE_EVERYTHING",
     "TRANSFORMER_CONTAINER",
+    "WORKER_CONTAINER",
     "hint_placement",
     "merge_kserve",
+    "merge_kserve_worker",
     "puller_placement",
 ]
 
@@ -69,6 +71,7 @@ def puller_placement(
 # kserve/kserve `pkg/constants`: InferenceServiceContainerName, TransformerContainerName.
 KSERVE_CONTAINER = "kserve-container"
 TRANSFORMER_CONTAINER = "transformer-container"
+WORKER_CONTAINER = "worker-container"
 
 
 def _first_by_name(containers: Iterable[tuple[str, Resources]]) -> dict[str, Resources]:
@@ -118,6 +121,24 @@ def merge_kserve(component: PodScheduling, runtime: PodScheduling | None) -> Pla
         affinity=component.affinity if component.affinity is not None else runtime.affinity,
         tolerations=component.tolerations or runtime.tolerations,
         resources=frozenset().union(*needed),
+    )
+
+
+def merge_kserve_worker(component: PodScheduling, runtime: PodScheduling) -> Placement:
+    """The worker pod of a multi-node InferenceService (kserve/kserve
+    `pkg/controller/v1beta1/inferenceservice/components/predictor.go` `multiNodeProcess`):
+    the runtime's `workerSpec` pod spec merged with the InferenceService's `workerSpec` as
+    for the head (`MergeServingRuntimeAndInferenceServiceSpecs`), keeping one container, the
+    runtime's `worker-container` with the InferenceService's first worker container
+    (`component.model`) patched onto it. The other containers are dropped; init containers
+    are not told apart from them, so only the worker container's extended resources count.
+    """
+    main = _first_by_name(runtime.containers).get(WORKER_CONTAINER, Resources()).overlay(component.model or Resources())
+    return Placement(
+        node_selector=tuple({**dict(runtime.node_selector), **dict(component.node_selector)}.items()),
+        affinity=component.affinity if component.affinity is not None else runtime.affinity,
+        tolerations=component.tolerations or runtime.tolerations,
+        resources=main.needed(),
     )
 
 

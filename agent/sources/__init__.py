@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from agent.sources.common import Findings
 from agent.sources.imagestreams import StreamFindings
+from agent.sources.kserve import KServeFindings
+from agent.sources.llm import LLMFindings
 from agent.sources.nodes import NodeFindings
 from agent.sources.serving import ServingFindings
 
@@ -22,6 +24,9 @@ class Observation:
     streams: StreamFindings = field(default_factory=StreamFindings)
     workloads: Findings = field(default_factory=Findings)
     serving: ServingFindings = field(default_factory=ServingFindings)
+    llm: LLMFindings = field(default_factory=LLMFindings)
+    kserve: KServeFindings = field(default_factory=KServeFindings)  # inferenceservice-config, ClusterStorageContainers
+    kserve_namespace: str = ""  # where KServe keeps its configuration ("": the applications namespace)
     nodes: NodeFindings = field(default_factory=NodeFindings)
     listed: dict[str, int] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)

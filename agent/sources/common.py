@@ -12,7 +12,9 @@ nested as deep. So nothing here assumes a shape, nothing recurses over a value, 
 - every tenant string kept in a rejection, a problem or a field path is cut to
   `MAX_TEXT` characters (`clip`);
 - `Findings` keeps the first `MAX_REJECTIONS_KEPT` rejections and counts the rest
-  (`rejections_total`), and one usage per object, image and way of using it (`use`).
+  (`rejections_total`), and one usage per object, image and way of using it (`use`); the
+  images pre-pulling cannot help (`skip`, e.g. an `oci+fetch://` model) are kept and
+  counted the same way, apart from the rejections.
 
 Where a pod could run (`scheduling`, through `agent.placement`) is read the same way: a
 pod spec whose scheduling fields cannot be read is one rejection naming the object and the
@@ -26,7 +28,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.model import ObjectRef, Rejection, Role, State, StreamTag, Usage
+from agent.model import NotPrepullable, ObjectRef, Rejection, Role, State, StreamTag, Usage
 from agent.placement import (
     MAX_TOLERATIONS,
     Placement,
@@ -48,7 +50,7 @@ MAX_PROBLEMS_KEPT = 1000  # unresolved InferenceServices kept per cycle; the res
 # What one object may make the agent read. Real objects stay far below: a workbench has a
 # handful of containers, a runtime a few model formats, a stream a few dozen tags.
 MAX_CONTAINERS = 64  # per `containers` / `initContainers` list of one pod spec
-MAX_STORAGE_URIS = 16  # `storageUris` of one predictor, transformer or explainer
+MAX_STORAGE_URIS = 16  # `storageUris` of one predictor or explainer (KServe allows 10 OCI ones)
 MAX_STREAM_TAGS = 256  # `spec.tags` / `status.tags` of one ImageStream
 MAX_MODEL_FORMATS = 64  # `supportedModelFormats` of one runtime
 MAX_PROTOCOLS = 8  # `protocolVersions` of one runtime
@@ -68,6 +70,8 @@ class Findings:
     usages: list[Usage] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     rejections_dropped: int = 0  # rejections counted but not kept
+    skipped: list[NotPrepullable] = field(default_factory=list)  # images pre-pulling cannot help
+    skipped_dropped: int = 0
     _used: set[tuple[ImageRef, ObjectRef, Role, State, StreamTag | None, Placement | None]] = field(
         default_factory=set, repr=False, compare=False
     )
@@ -76,6 +80,10 @@ class Findings:
     def rejections_total(self) -> int:
         """Every rejection, kept or not."""
         return len(self.rejections) + self.rejections_dropped
+
+    @property
+    def skipped_total(self) -> int:
+        return len(self.skipped) + self.skipped_dropped
 
     def use(self, usage: Usage) -> None:
         key = (usage.image, usage.source, usage.role, usage.state, usage.stream_tag, usage.placement)
@@ -89,11 +97,20 @@ class Findings:
         else:
             self.rejections_dropped += 1
 
+    def skip(self, item: NotPrepullable) -> None:
+        if len(self.skipped) < MAX_REJECTIONS_KEPT:
+            self.skipped.append(item)
+        else:
+            self.skipped_dropped += 1
+
     def extend(self, other: Findings) -> None:
         self.usages.extend(other.usages)
         room = max(MAX_REJECTIONS_KEPT - len(self.rejections), 0)
         self.rejections.extend(other.rejections[:room])
         self.rejections_dropped += other.rejections_total - min(room, len(other.rejections))
+        room = max(MAX_REJECTIONS_KEPT - len(self.skipped), 0)
+        self.skipped.extend(other.skipped[:room])
+        self.skipped_dropped += other.skipped_total - min(room, len(other.skipped))
 
 
 _INTERNED: dict[Placement, Placement] = {}

@@ -150,7 +150,9 @@ def read_image_stream(obj: Mapping[str, Any], *, applications_namespace: str) ->
 
         if offered_to_all:
             state = _offer_state(hidden=hidden, tag_annotations=spec_tag.get("annotations"))
-            out.use(Usage(resolved, source, f"spec.tags[{tag}]", role, state, placement=placement))
+            out.use(
+                Usage(resolved, source, f"spec.tags[{tag}]", role, state, stream_tag=stream_tag, placement=placement)
+            )
     return out
 
 

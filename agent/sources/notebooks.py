@@ -2,8 +2,14 @@
 
 Every container of `spec.template.spec` counts: the one named like the Notebook is the
 workbench, the others (kube-rbac-proxy, oauth-proxy) are sidecars. A Notebook is stopped
-when `kubeflow-resource-stopped` holds a timestamp; the value
-`odh-notebook-controller-lock` means it is about to start, so it counts as running.
+when `kubeflow-resource-stopped` holds a timestamp (the value
+`odh-notebook-controller-lock` means it is about to start, so it is not stopped). One that
+is not stopped is running only when its status says so, as Kubeflow's own workbench UI
+decides (kubeflow/kubeflow `components/crud-web-apps/jupyter/backend/apps/common/status.py`
+`process_status`): a ready replica (`status.readyReplicas`), or here also its container
+running (`status.containerState.running`: the image is on the node). Otherwise it is
+starting: wanted but not ready, like a workbench stuck in Pending because its image is
+still being pulled, the case pre-pulling is for.
 
 `notebooks.opendatahub.io/last-image-selection` (`STREAM:TAG`, in the namespace named by
 `opendatahub.io/workbench-image-namespace`, else the applications namespace) says which
@@ -47,7 +53,7 @@ def read_notebook(obj: Mapping[str, Any]) -> Findings:
     source = object_ref(KIND, obj)
     notes = annotations_of(obj)
     stopped = bool(notes.get(STOPPED)) and notes.get(STOPPED) != STARTING_LOCK
-    state = State.STOPPED if stopped else State.RUNNING
+    state = State.STOPPED if stopped else State.RUNNING if _runs(obj) else State.STARTING
     selection = _stream_tag(notes)
     pod_spec = dig(obj, "spec", "template", "spec")
     pod = scheduling(pod_spec, field="spec.template.spec", source=source, findings=out)
@@ -71,6 +77,13 @@ def read_notebook(obj: Mapping[str, Any]) -> Findings:
             )
         )
     return out
+
+
+def _runs(obj: Mapping[str, Any]) -> bool:
+    ready = dig(obj, "status", "readyReplicas")
+    if isinstance(ready, int) and not isinstance(ready, bool) and ready > 0:
+        return True
+    return isinstance(dig(obj, "status", "containerState", "running"), Mapping)
 
 
 def _stream_tag(notes: Mapping[str, Any]) -> StreamTag | None:

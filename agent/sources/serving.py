@@ -1,4 +1,4 @@
-"""KServe: serving runtimes, runtime templates, InferenceServices, LLMInferenceServices.
+"""KServe: serving runtimes, runtime templates and InferenceServices.
 
 Runtimes (ServingRuntime, ClusterServingRuntime, and the ServingRuntimes inside
 OpenShift AI's runtime Templates) are read into `Runtime` values. Those offered to
@@ -7,11 +7,17 @@ everyone (cluster-scoped, templates, runtimes in the applications namespace) ear
 InferenceServices that use them.
 
 An InferenceService becomes a `ModelServer`: which runtime it names or which model format
-it needs, its overrides and its ModelCar images. Matching it to a runtime needs every
-runtime first, so that happens in `agent.resolve`, which also merges where the predictor
-pod may run with the runtime's (`agent.placement.merge_kserve`, as KServe builds the pod).
-What it names itself in custom predictor, transformer and explainer containers becomes
-usages here directly, placed by that component's own pod spec.
+it needs, its overrides, its model storage (`storageUri`, `spec.predictor.storageUris[]`,
+each URI classified by `agent.storage`) and its worker pod (`spec.predictor.workerSpec`).
+Matching it to a runtime needs every runtime first, so that happens in `agent.resolve`,
+which also merges where the predictor and worker pods may run with the runtime's
+(`agent.placement.merge_kserve`, as KServe builds the pods) and decides what the storage
+needs (ModelCars, the storage initializer). What it names itself in custom predictor,
+transformer and explainer containers becomes usages here directly, placed by that
+component's own pod spec; the explainer's `storageUris` (kserve/kserve
+`pkg/apis/serving/v1beta1/explainer.go`; the transformer has none, `transformer.go`) is a
+`StorageUser` placed by the explainer's pod. An `oci+fetch://` URI is recorded as not
+pre-pullable (`Findings.skip`), never as a rejection.
 
 An offered runtime's images (a cluster runtime, a runtime template, a runtime of the
 applications namespace) go where its `opendatahub.io/recommended-accelerators` annotation
@@ -21,28 +27,34 @@ What a runtime records is what KServe's auto-selection reads (kserve/kserve,
 `pkg/apis/serving/v1beta1/predictor_model.go` `GetSupportingRuntimes`, and
 `pkg/apis/serving/v1alpha1/servingruntime_types.go`): the supported model formats with
 their optional version and priority, `multiModel`, `protocolVersions`, whether it has a
-`workerSpec`, and its creation time (the tie-break).
+`workerSpec`, and its creation time (the tie-break). Its images are kept with the pod they
+go to: `spec.containers`/`initContainers` to the predictor (head) pod, the
+`spec.workerSpec` ones to the worker pod, where KServe keeps only the `worker-container`
+merged with the InferenceService's first worker container
+(`pkg/controller/v1beta1/inferenceservice/components/predictor.go` `multiNodeProcess`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from agent.model import KindName, ObjectRef, Role, State, Usage
-from agent.placement import Placement, PodScheduling
-from agent.refs import ImageRef, is_modelcar_uri
+from agent.model import KindName, NotPrepullable, ObjectRef, Rejection, Role, State, Usage
+from agent.placement import Placement, PlacementError, PodScheduling, read_resources
+from agent.refs import ImageRef
 from agent.sources.common import (
     MAX_CONTAINERS,
     MAX_MODEL_FORMATS,
     MAX_NAME,
+    MAX_NAME_IN_FIELD,
     MAX_PROTOCOLS,
     MAX_STORAGE_URIS,
     MAX_TEMPLATE_OBJECTS,
     MAX_TEXT,
     Findings,
+    as_list,
     as_str,
     bounded,
     clip,
@@ -55,15 +67,22 @@ from agent.sources.common import (
     parse_image,
     scheduling,
 )
+from agent.sources.llm import read_llm_inference_service  # noqa: F401 - where callers found it first
+from agent.storage import MAX_URI, STORAGE_INITIALIZER_CONTAINER, Scheme, normalized_oci, scheme_of
 
 SERVING_RUNTIME = KindName.SERVING_RUNTIME
 CLUSTER_SERVING_RUNTIME = KindName.CLUSTER_SERVING_RUNTIME
 TEMPLATE = KindName.TEMPLATE
 INFERENCE_SERVICE = KindName.INFERENCE_SERVICE
-LLM_INFERENCE_SERVICE = KindName.LLM_INFERENCE_SERVICE
 TEMPLATE_LABEL_SELECTOR = "opendatahub.io/dashboard=true"
 RECOMMENDED_ACCELERATORS = "opendatahub.io/recommended-accelerators"
 MAIN_CONTAINER = "kserve-container"
+WORKER_CONTAINER = "worker-container"  # kserve/kserve pkg/constants WorkerContainerName
+FETCH_REASON = (
+    "is downloaded by KServe's storage initializer into the pod's scratch volume at every start "
+    "(oci+fetch://, kserve/kserve pkg/webhook/admission/pod/oci_fetch.go): the model image never "
+    "reaches the node's image store, so pre-pulling it cannot help"
+)
 # KServe `ModelSpec.GetProtocol()`: a predictor that names no protocolVersion speaks v1.
 DEFAULT_PROTOCOL = "v1"
 # KServe `constants.GetProtocolVersionInt`: a runtime ranks by the lowest of its protocols;
@@ -102,6 +121,9 @@ class RuntimeImage:
     field: str
     image: ImageRef
     main: bool = False  # the `kserve-container` of `spec.containers`: what runtimeVersion and model.image replace
+    worker: bool = False  # from `spec.workerSpec`: goes to the worker pod, never the head
+    init: bool = False  # an init container (of either pod)
+    worker_main: bool = False  # the `worker-container` of `spec.workerSpec.containers`: the worker pod's container
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +142,8 @@ class Runtime:
     # Where its pods may run, before the InferenceService's own spec is merged in; None when
     # its scheduling fields cannot be read (KServe's pods could not be created).
     scheduling: PodScheduling | None = PodScheduling()
+    worker_scheduling: PodScheduling | None = PodScheduling()  # `spec.workerSpec`'s
+    has_worker_container: bool = False  # `spec.workerSpec.containers` has a `worker-container`
     # Computed once from `formats` (resolution asks for them per predictor):
     labels: frozenset[str] = field(init=False, repr=False, compare=False)  # see `supports`
     priorities: Mapping[str, int | None] = field(init=False, repr=False, compare=False)  # see `priority_for`
@@ -171,6 +195,49 @@ def model_label(model_format: str, version: str | None) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class StorageURI:
+    """One model storage URI, classified (`agent.storage.scheme_of`)."""
+
+    uri: str  # as written, at most `agent.storage.MAX_URI` characters
+    field: str
+    scheme: Scheme
+    image: ImageRef | None = None  # an OCI URI's image (None when rejected, or not an OCI URI)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelStorage:
+    """The storage URIs one pod's model comes from, in KServe's order, and whether the pod
+    already has an init container named `storage-initializer` (KServe adds none then)."""
+
+    uris: tuple[StorageURI, ...]
+    own_initializer: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """`spec.predictor.workerSpec`: the worker pod of a multi-node predictor."""
+
+    # Its pod spec, `model` being the first container's resources (what KServe merges onto
+    # the runtime's worker-container); None when it cannot be read.
+    scheduling: PodScheduling | None = PodScheduling()
+    image: ImageRef | None = None  # `containers[0].image`: replaces the runtime's worker-container image
+    image_set: bool = False  # `containers[0]` names an image (a rejected one too: KServe would run it)
+    field: str = "spec.predictor.workerSpec.containers[0].image"
+    init_images: tuple[tuple[ImageRef, str], ...] = ()  # `initContainers` (kept in the worker pod)
+
+
+@dataclass(frozen=True, slots=True)
+class StorageUser:
+    """A component other than a model predictor whose storage KServe sets up: the
+    explainer's `storageUris`, a custom predictor's. Placed by its own pod spec."""
+
+    source: ObjectRef
+    ready: bool
+    storage: ModelStorage
+    placement: Placement
+
+
+@dataclass(frozen=True, slots=True)
 class ModelServer:
     """An InferenceService predictor whose runtime is still to be found."""
 
@@ -186,19 +253,34 @@ class ModelServer:
     # The predictor's pod spec (its model container's resources included), merged with the
     # runtime's in `agent.resolve`; None when it cannot be read (the images are then not used).
     scheduling: PodScheduling | None = PodScheduling()
-    modelcars: tuple[tuple[ImageRef, str], ...] = ()  # (image, field) of its `oci://` storage
+    # The predictor pod's storage: `model.storageUri` (KServe's webhook path) and
+    # `spec.predictor.storageUris` (the reconciler's), each set up on its own.
+    storage: tuple[ModelStorage, ...] = ()
+    worker: Worker | None = None  # `spec.predictor.workerSpec`
+
+    @property
+    def modelcars(self) -> tuple[tuple[ImageRef, str], ...]:
+        """(image, field) of every OCI image URI of its storage (ModelCars and image volumes)."""
+        return tuple(
+            (u.image, u.field)
+            for group in self.storage
+            for u in group.uris
+            if u.image is not None and u.scheme in (Scheme.MODELCAR, Scheme.IMAGE_VOLUME)
+        )
 
 
 @dataclass
 class ServingFindings(Findings):
     runtimes: list[Runtime] = field(default_factory=list)
     model_servers: list[ModelServer] = field(default_factory=list)
+    storage_users: list[StorageUser] = field(default_factory=list)
 
     def extend(self, other: Findings) -> None:
         super().extend(other)
         if isinstance(other, ServingFindings):
             self.runtimes.extend(other.runtimes)
             self.model_servers.extend(other.model_servers)
+            self.storage_users.extend(other.storage_users)
 
 
 def read_serving_runtime(obj: Mapping[str, Any], *, kind: str, applications_namespace: str) -> ServingFindings:
@@ -249,14 +331,19 @@ def _runtime(
     # refuses a runtime without one (MergeServingRuntimeAndInferenceServiceSpecs), so there
     # is no fallback to "the first image".
     main_field = f"{path}.containers[{MAIN_CONTAINER}].image"
-    main_seen = False
-    for pod_path, pod_spec in ((path, spec), (f"{path}.workerSpec", dig(spec, "workerSpec"))):
+    worker_field = f"{path}.workerSpec.containers[{WORKER_CONTAINER}].image"
+    main_seen = worker_seen = False
+    worker_spec = dig(spec, "workerSpec")
+    for pod_path, pod_spec in ((path, spec), (f"{path}.workerSpec", worker_spec)):
+        worker = pod_spec is worker_spec
         for name, field_path, value in containers(pod_spec, pod_path, source=source, findings=out):
-            main = name == MAIN_CONTAINER and field_path == main_field and not main_seen
-            main_seen = main_seen or main
+            main = not worker and name == MAIN_CONTAINER and field_path == main_field and not main_seen
+            worker_main = worker and name == WORKER_CONTAINER and field_path == worker_field and not worker_seen
+            main_seen, worker_seen = main_seen or main, worker_seen or worker_main
             image = parse_image(value, source=source, field=field_path, findings=out)
             if image is not None:
-                images.append(RuntimeImage(name, field_path, image, main))
+                init = f"{pod_path}.initContainers[" in field_path
+                images.append(RuntimeImage(name, field_path, image, main, worker, init, worker_main))
                 if placement is not None:
                     out.use(Usage(image, source, field_path, Role.SERVING_RUNTIME, State.DEFINED, placement=placement))
     listed = bounded(
@@ -295,10 +382,18 @@ def _runtime(
                 isinstance(c, Mapping) and c.get("name") == MAIN_CONTAINER for c in _containers(spec)
             ),
             multi_model=dig(spec, "multiModel") is True,
-            multi_node=isinstance(dig(spec, "workerSpec"), Mapping),
+            multi_node=isinstance(worker_spec, Mapping),
             protocols=tuple(clip(p, MAX_TEXT) for p in protocols if isinstance(p, str)),
             created=created,
             scheduling=scheduling(spec, field=path, source=source, findings=out),
+            worker_scheduling=(
+                scheduling(worker_spec, field=f"{path}.workerSpec", source=source, findings=out)
+                if isinstance(worker_spec, Mapping)
+                else PodScheduling()
+            ),
+            has_worker_container=any(
+                isinstance(c, Mapping) and c.get("name") == WORKER_CONTAINER for c in _containers(worker_spec)
+            ),
         )
     )
     return out
@@ -325,12 +420,20 @@ def read_inference_service(obj: Mapping[str, Any]) -> ServingFindings:
     ready = is_ready(obj)
     state = State.READY if ready else State.NOT_READY
     predictor = dig(obj, "spec", "predictor")
+    uris = _storage_uris(predictor, path="spec.predictor", source=source, out=out)
+    own_initializer = _has_init_container(predictor, STORAGE_INITIALIZER_CONTAINER)
+    worker_spec = dig(predictor, "workerSpec")
+    worker = _worker(worker_spec, source=source, out=out) if isinstance(worker_spec, Mapping) else None
+    models = _models(predictor)
 
-    for path, key, model, model_format in _models(predictor):
+    for path, key, model, model_format in models:
         override = None
         if model.get("image") is not None:
             override = parse_image(model.get("image"), source=source, field=f"{path}.image", findings=out)
         protocol = model.get("protocolVersion")
+        single = _storage_uri(model.get("storageUri"), field=f"{path}.storageUri", source=source, out=out)
+        groups = ((single,) if single else (), uris)
+        storage = tuple(ModelStorage(group, own_initializer=own_initializer) for group in groups if group)
         out.model_servers.append(
             ModelServer(
                 source=source,
@@ -341,16 +444,18 @@ def read_inference_service(obj: Mapping[str, Any]) -> ServingFindings:
                 image_override=override,
                 ready=ready,
                 protocol=clip(protocol, MAX_TEXT) if isinstance(protocol, str) else DEFAULT_PROTOCOL,
-                multi_node=isinstance(dig(predictor, "workerSpec"), Mapping),
+                multi_node=worker is not None,
                 scheduling=scheduling(predictor, field="spec.predictor", source=source, findings=out, model_key=key),
-                modelcars=_storage(model, path=path, source=source, out=out),
+                storage=storage,
+                worker=worker,
             )
         )
 
     for component in ("predictor", "transformer", "explainer"):
         pod_spec = dig(obj, "spec", component)
         found = list(containers(pod_spec, f"spec.{component}", source=source, findings=out))
-        if not found:
+        own = _component_storage(component, pod_spec, uris=uris if not models else (), source=source, out=out)
+        if not found and own is None:
             continue
         pod = scheduling(pod_spec, field=f"spec.{component}", source=source, findings=out)
         if pod is None:
@@ -360,7 +465,23 @@ def read_inference_service(obj: Mapping[str, Any]) -> ServingFindings:
             image = parse_image(value, source=source, field=field_path, findings=out)
             if image is not None:
                 out.use(Usage(image, source, field_path, Role.CUSTOM_CONTAINER, state, placement=placement))
+        if own is not None:
+            out.storage_users.append(StorageUser(source, ready, own, placement))
     return out
+
+
+def _component_storage(
+    component: str, pod_spec: Any, *, uris: tuple[StorageURI, ...], source: ObjectRef, out: Findings
+) -> ModelStorage | None:
+    """The storage KServe sets up for a component that is not a model predictor: the
+    explainer's `storageUris`, and a custom predictor's (`uris`, read already)."""
+    if component == "explainer":
+        uris = _storage_uris(pod_spec, path="spec.explainer", source=source, out=out)
+    elif component != "predictor":
+        return None
+    if not uris:
+        return None
+    return ModelStorage(uris, own_initializer=_has_init_container(pod_spec, STORAGE_INITIALIZER_CONTAINER))
 
 
 def _models(predictor: Any) -> list[tuple[str, str, Mapping[str, Any], str]]:
@@ -377,59 +498,64 @@ def _models(predictor: Any) -> list[tuple[str, str, Mapping[str, Any], str]]:
     return found
 
 
-def _storage(
-    model: Mapping[str, Any], *, path: str, source: ObjectRef, out: Findings
-) -> tuple[tuple[ImageRef, str], ...]:
-    """The ModelCar images of a predictor's storage, with their fields."""
-    found: list[tuple[ImageRef, str]] = []
-    uris: list[tuple[str, Any]] = [(f"{path}.storageUri", model.get("storageUri"))]
+def _storage_uris(component: Any, *, path: str, source: ObjectRef, out: Findings) -> tuple[StorageURI, ...]:
+    """`storageUris[]` of a predictor or explainer: objects `{uri, mountPath}` (kserve/kserve
+    `pkg/apis/serving/v1beta1/predictor.go` `StorageUri`), at most MAX_STORAGE_URIS."""
     listed = bounded(
-        model.get("storageUris"), limit=MAX_STORAGE_URIS, source=source, field=f"{path}.storageUris", findings=out
+        dig(component, "storageUris"), limit=MAX_STORAGE_URIS, source=source, field=f"{path}.storageUris", findings=out
     )
+    found = []
     for i, item in enumerate(listed):
-        uris.append((f"{path}.storageUris[{i}]", item.get("uri") if isinstance(item, Mapping) else item))
-    for field_path, uri in uris:
-        if isinstance(uri, str) and is_modelcar_uri(uri):
-            image = parse_image(uri, source=source, field=field_path, findings=out, modelcar=True)
-            if image is not None:
-                found.append((image, field_path))
+        uri = _storage_uri(dig(item, "uri"), field=f"{path}.storageUris[{i}].uri", source=source, out=out)
+        if uri is not None:
+            found.append(uri)
     return tuple(found)
 
 
-def read_llm_inference_service(obj: Mapping[str, Any]) -> Findings:
-    """`spec.model.uri` (a ModelCar when `oci://`) and the images of the pod templates it
-    spells out, each placed by its own template; the ModelCar goes with the main workload
-    (`spec.template`). Images inherited through `spec.baseRefs` (LLMInferenceServiceConfig)
-    are not followed, and a ModelCar whose template comes from them is placed nowhere in
-    particular (it counts for every pool)."""
-    out = Findings()
-    source = object_ref(LLM_INFERENCE_SERVICE, obj)
-    state = State.READY if is_ready(obj) else State.NOT_READY
-    spec = dig(obj, "spec")
-    pods: list[tuple[str, Any, Placement]] = []
-    unreadable = False
-    for path, pod_spec in (
-        ("spec.template", dig(spec, "template")),
-        ("spec.worker", dig(spec, "worker")),
-        ("spec.prefill.template", dig(spec, "prefill", "template")),
-        ("spec.prefill.worker", dig(spec, "prefill", "worker")),
+def _storage_uri(value: Any, *, field: str, source: ObjectRef, out: Findings) -> StorageURI | None:
+    """One storage URI, classified; an OCI one's image parsed (a bad one is a rejection), an
+    `oci+fetch://` one recorded as not pre-pullable."""
+    if not isinstance(value, str) or not value:
+        return None
+    uri = value[:MAX_URI]
+    scheme = scheme_of(uri)
+    image = None
+    if scheme in (Scheme.MODELCAR, Scheme.IMAGE_VOLUME, Scheme.FETCH):
+        image = parse_image(normalized_oci(value), source=source, field=field, findings=out, modelcar=True)
+    if scheme is Scheme.FETCH and image is not None:
+        out.skip(NotPrepullable(str(image), FETCH_REASON, source, field))
+        image = None
+    return StorageURI(uri, field, scheme, image)
+
+
+def _has_init_container(pod_spec: Any, name: str) -> bool:
+    listed = as_list(dig(pod_spec, "initContainers"))[:MAX_CONTAINERS]
+    return any(isinstance(c, Mapping) and c.get("name") == name for c in listed)
+
+
+def _worker(spec: Mapping[str, Any], *, source: ObjectRef, out: Findings) -> Worker:
+    """`spec.predictor.workerSpec`: KServe merges its first container onto the runtime's
+    worker-container and keeps only that container (`multiNodeProcess`); its init
+    containers stay in the worker pod."""
+    path = "spec.predictor.workerSpec"
+    pod = scheduling(spec, field=path, source=source, findings=out)
+    listed = [c for c in as_list(spec.get("containers"))[:MAX_CONTAINERS] if isinstance(c, Mapping)]
+    first = listed[0] if listed else {}
+    name = clip(as_str(first.get("name")), MAX_NAME_IN_FIELD) or "0"
+    field = f"{path}.containers[{name}].image"
+    if pod is not None and first:
+        try:
+            pod = replace(pod, model=read_resources(first, field=f"{path}.containers[{name}]", source=str(source)))
+        except PlacementError as e:
+            out.reject(Rejection(reference="", reason=clip(e.problem), source=source, field=clip(e.field)))
+            pod = None
+    image_set = first.get("image") is not None
+    image = parse_image(first.get("image"), source=source, field=field, findings=out) if image_set else None
+    init_images = []
+    for _, init_field, value in containers(
+        {"initContainers": spec.get("initContainers")}, path, source=source, findings=out
     ):
-        if not isinstance(pod_spec, Mapping):
-            continue
-        pod = scheduling(pod_spec, field=path, source=source, findings=out)
-        if pod is None:
-            unreadable = unreadable or path == "spec.template"
-            continue
-        pods.append((path, pod_spec, intern(pod.placement())))
-    uri = dig(spec, "model", "uri")
-    if isinstance(uri, str) and is_modelcar_uri(uri) and not unreadable:
-        image = parse_image(uri, source=source, field="spec.model.uri", findings=out, modelcar=True)
-        main = next((placement for path, _, placement in pods if path == "spec.template"), None)
-        if image is not None:
-            out.use(Usage(image, source, "spec.model.uri", Role.MODELCAR, state, placement=main))
-    for path, pod_spec, placement in pods:
-        for _, field_path, value in containers(pod_spec, path, source=source, findings=out):
-            image = parse_image(value, source=source, field=field_path, findings=out)
-            if image is not None:
-                out.use(Usage(image, source, field_path, Role.SERVING_RUNTIME, state, placement=placement))
-    return out
+        parsed = parse_image(value, source=source, field=init_field, findings=out)
+        if parsed is not None:
+            init_images.append((parsed, init_field))
+    return Worker(pod, image, image_set, field, tuple(init_images))

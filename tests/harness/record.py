@@ -57,10 +57,14 @@ READS = {
     "image.openshift.io": ["imagestreams"],
     "template.openshift.io": ["templates"],
     "kubeflow.org": ["notebooks"],
-    "serving.kserve.io": ["servingruntimes", "clusterservingruntimes", "inferenceservices", "llminferenceservices"],
+    "serving.kserve.io": ["servingruntimes", "clusterservingruntimes", "inferenceservices", "llminferenceservices",
+                          "llminferenceserviceconfigs", "clusterstoragecontainers"],
     "dscinitialization.opendatahub.io": ["dscinitializations"],
     "": ["nodes"],
 }
+# And `get` on KServe's inferenceservice-config by name (manifests/base/rbac-kserve.yaml).
+KSERVE_CONFIG_RULE = {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["inferenceservice-config"],
+                      "verbs": ["get"]}
 
 # The lease scenario: two replicas, each with its own clock (client-go's rules are about
 # each replica's own clock) and a wall clock that follows it, so every body is the same
@@ -71,7 +75,8 @@ DURATION, RENEW, RETRY = 4.0, 3.0, 0.5
 CLOCK_START = 1000.0
 
 SOURCES = ("imagestreams", "notebooks", "servingruntimes", "clusterservingruntimes", "templates", "inferenceservices",
-           "llminferenceservices", "nodes")
+           "llminferenceserviceconfigs", "llminferenceservices", "clusterstoragecontainers", "nodes",
+           "storage_initializer")
 NOTEBOOKS_ONLY = ("notebooks",)
 
 
@@ -147,13 +152,14 @@ class Context:
 
     def service_account(self, namespace: str, *, reads: dict[str, list[str]],
                         puller_verbs: tuple[str, ...] = ("get", "patch")) -> Path:
-        """A kubeconfig for ServiceAccount NAMESPACE/agent with `reads` cluster-wide and
-        `puller_verbs` on the namespace's image-puller."""
+        """A kubeconfig for ServiceAccount NAMESPACE/agent with `reads` cluster-wide (and
+        `get` on KServe's ConfigMap) and `puller_verbs` on the namespace's image-puller."""
         name = f"{namespace}-agent"
         subject = [{"kind": "ServiceAccount", "name": "agent", "namespace": namespace}]
         objs: list[dict[str, Any]] = [
             {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name},
-             "rules": [{"apiGroups": [g], "resources": r, "verbs": ["get", "list"]} for g, r in reads.items() if r]},
+             "rules": [*({"apiGroups": [g], "resources": r, "verbs": ["get", "list"]} for g, r in reads.items() if r),
+                       KSERVE_CONFIG_RULE]},
             {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
              "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
              "subjects": subject},

@@ -155,15 +155,24 @@ def restricted_kubeconfig(cluster: LocalCluster, api_client: ApiClient, namespac
     return make
 
 
-def read_rules(kinds_by_group: dict[str, list[str]]) -> list[dict[str, Any]]:
-    return [{"apiGroups": [group], "resources": resources, "verbs": ["get", "list"]} for group, resources in kinds_by_group.items()]
+# What manifests/base/rbac-kserve.yaml grants (there as a Role in KServe's namespace).
+KSERVE_CONFIG_RULE = {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["inferenceservice-config"],
+                      "verbs": ["get"]}
+
+
+def read_rules(kinds_by_group: dict[str, list[str]], *, kserve_config: bool = True) -> list[dict[str, Any]]:
+    """get/list on the kinds, and (unless `kserve_config` is false) get on KServe's ConfigMap."""
+    rules = [{"apiGroups": [group], "resources": resources, "verbs": ["get", "list"]}
+             for group, resources in kinds_by_group.items()]
+    return [*rules, KSERVE_CONFIG_RULE] if kserve_config else rules
 
 
 ALL_READS = {
     "image.openshift.io": ["imagestreams"],
     "template.openshift.io": ["templates"],
     "kubeflow.org": ["notebooks"],
-    "serving.kserve.io": ["servingruntimes", "clusterservingruntimes", "inferenceservices", "llminferenceservices"],
+    "serving.kserve.io": ["servingruntimes", "clusterservingruntimes", "inferenceservices", "llminferenceservices",
+                          "llminferenceserviceconfigs", "clusterstoragecontainers"],
     "dscinitialization.opendatahub.io": ["dscinitializations"],
     "": ["nodes", "events"],
 }

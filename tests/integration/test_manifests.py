@@ -45,6 +45,7 @@ OVERLAYS = ("deployment", "cronjob", "deployment-monitoring", "deployment-gpu")
 AGENT_NS = "prepull-agent"
 SA = "prepull-agent"
 PULLER_NS = "openshift-operators"
+KSERVE_NS = "redhat-ods-applications"  # KServe's namespace on OpenShift AI: the applications namespace
 PULLER = "image-puller"
 LEASE = "prepull-agent"
 SUMMARY = "prepull-agent-startup"
@@ -59,6 +60,8 @@ BASE = {
     ("ClusterRoleBinding", "", "prepull-agent-reader"),
     ("Role", PULLER_NS, "prepull-agent-puller"),
     ("RoleBinding", PULLER_NS, "prepull-agent-puller"),
+    ("Role", KSERVE_NS, "prepull-agent-kserve-config"),
+    ("RoleBinding", KSERVE_NS, "prepull-agent-kserve-config"),
     ("Role", AGENT_NS, "prepull-agent-leader"),
     ("RoleBinding", AGENT_NS, "prepull-agent-leader"),
     ("ConfigMap", AGENT_NS, "prepull-agent-startup"),
@@ -171,6 +174,8 @@ def test_each_overlay_renders_the_base_and_its_workload(rendered, overlay):
             assert namespace == ""
         elif name == "prepull-agent-puller":
             assert namespace in (PULLER_NS, GPU_NS)
+        elif name == "prepull-agent-kserve-config":
+            assert namespace == KSERVE_NS
         elif kind == "KubernetesImagePuller":
             assert namespace == GPU_NS
         else:
@@ -208,6 +213,11 @@ def test_the_only_writes_granted_are_the_puller_patch_the_lease_and_the_startup_
     puller_rules = find(objs, "Role", "prepull-agent-puller")["rules"]
     assert puller_rules == [{"apiGroups": [kinds.IMAGE_PULLER.group], "resources": [kinds.IMAGE_PULLER.plural],
                              "resourceNames": [PULLER], "verbs": ["get", "patch"]}]
+
+    # KServe's ConfigMap: get, by name, nothing else (agent/observe.py `_storage_config`)
+    kserve_rules = find(objs, "Role", "prepull-agent-kserve-config")["rules"]
+    assert kserve_rules == [{"apiGroups": [""], "resources": [kinds.CONFIG_MAP.plural],
+                             "resourceNames": ["inferenceservice-config"], "verbs": ["get"]}]
 
     leader_rules = find(objs, "Role", "prepull-agent-leader")["rules"]
     by_verb = {verb: rule.get("resourceNames") for rule in leader_rules for verb in rule["verbs"]}
@@ -546,7 +556,7 @@ def installed(sample_cluster: LocalCluster, rendered) -> Iterator[list[JSON]]:
         finally:
             for o in base:
                 kind, namespace, name = key(o)
-                if kind in ("ClusterRole", "ClusterRoleBinding") or namespace == PULLER_NS:
+                if kind in ("ClusterRole", "ClusterRoleBinding") or namespace in (PULLER_NS, KSERVE_NS):
                     group = "rbac.authorization.k8s.io/v1"
                     scope = f"/namespaces/{namespace}" if namespace else ""
                     plural = kind.lower() + "s"

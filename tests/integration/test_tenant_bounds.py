@@ -63,7 +63,7 @@ def nested(depth: int, *, maps: bool) -> str:
 
 def llm_service(name: str, namespace: str, image: str, *, deep: str | None = None) -> bytes:
     obj = {
-        "apiVersion": "serving.kserve.io/v1alpha1", "kind": "LLMInferenceService",
+        "apiVersion": kinds.LLM_INFERENCE_SERVICE.api_version, "kind": "LLMInferenceService",  # as the path it is sent to
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"model": {"uri": f"oci://{image}-model:1"}, "router": {"scheduler": {"config": {"inline": "@"}}},
                  "template": {"containers": [{"name": "main", "image": image}]}},

@@ -191,7 +191,7 @@ def _read(objs: list[dict]):
         elif kind == "InferenceService":
             o.serving.extend(read_inference_service(obj))
         elif kind == "LLMInferenceService":
-            o.workloads.extend(read_llm_inference_service(obj))
+            o.llm.extend(read_llm_inference_service(obj))  # images resolved with their configs (agent.resolve_llm)
         elif kind == "Node":
             read_node(obj, o.nodes)
     return o

@@ -104,11 +104,18 @@ def test_every_list_of_a_serving_object_is_read_up_to_its_bound():
     }
     uris = [{"uri": f"oci://quay.io/t/m{i}:1"} for i in range(many)]
     isvc = {"metadata": {"name": "m", "namespace": "t"},
-            "spec": {"predictor": {"model": {"modelFormat": {"name": "onnx"}, "storageUris": uris}}}}
+            "spec": {"predictor": {"model": {"modelFormat": {"name": "onnx"}}, "storageUris": uris}}}
     found = read_inference_service(isvc)
     (server,) = found.model_servers
     assert len(server.modelcars) == MAX_STORAGE_URIS
-    assert excess(found) == {"spec.predictor.model.storageUris":
+    assert excess(found) == {"spec.predictor.storageUris":
+                             f"has {many:,} entries; only the first {MAX_STORAGE_URIS} are read"}
+    explainer = {"metadata": {"name": "e", "namespace": "t"},
+                 "spec": {"predictor": {"model": {"modelFormat": {"name": "onnx"}}}, "explainer": {"storageUris": uris}}}
+    found = read_inference_service(explainer)
+    (user,) = found.storage_users
+    assert len(user.storage.uris) == MAX_STORAGE_URIS
+    assert excess(found) == {"spec.explainer.storageUris":
                              f"has {many:,} entries; only the first {MAX_STORAGE_URIS} are read"}
     template = {"metadata": {"name": "tpl", "namespace": APPS},
                 "objects": [{"kind": "ServingRuntime",
@@ -344,7 +351,8 @@ def test_auto_selection_picks_what_kserve_picks(seed):
     want = {}
     for server in o.serving.model_servers:
         chosen = reference_choice(server, o.serving.runtimes)
-        if chosen is not None and chosen.has_main_container:
+        # KServe refuses a multi-node runtime whose workerSpec has no worker-container (multiNodeProcess)
+        if chosen is not None and chosen.has_main_container and (not server.multi_node or chosen.has_worker_container):
             want[server.source.name] = str(chosen.images[0].image)
     assert got == want
 

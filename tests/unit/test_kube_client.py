@@ -18,7 +18,7 @@ from agent.kube.client import Kube
 from tests.harness.record import DEFINITIONS
 from tests.harness.recorded import Answer, Exchange, Replay, Scenario, load, replaying
 
-DSCI = "/apis/dscinitialization.opendatahub.io/v1/dscinitializations"
+DSCI = "/apis/dscinitialization.opendatahub.io/v2/dscinitializations"  # its storage version, as listed
 NOTEBOOKS = "/apis/kubeflow.org/v1/notebooks"
 PULLER = "/apis/che.eclipse.org/v1alpha1/namespaces/rec-write/kubernetesimagepullers/image-puller"
 
@@ -128,10 +128,10 @@ def test_pages_are_asked_for_with_the_limit_and_the_previous_pages_token():
     """tests/integration/test_faults.py::test_a_transient_fault_on_a_read_is_retried[page-*]"""
     kube, replay = replaying("pages")
     pages = list(kube.list_pages(NOTEBOOKS, page_size=2))
-    assert [len(p.items) for p in pages] == [2, 2, 2] and all(p.unread == () for p in pages)
+    assert [len(p.items) for p in pages] == [2, 2, 2, 1] and all(p.unread == () for p in pages)
     asked = replay.requests("GET", NOTEBOOKS)
-    assert [e.query["limit"] for e in asked] == ["2", "2", "2"]
-    assert [e.query.get("continue") for e in asked[1:]] == [p.meta["continue"] for p in pages[:2]]
+    assert [e.query["limit"] for e in asked] == ["2", "2", "2", "2"]
+    assert [e.query.get("continue") for e in asked[1:]] == [p.meta["continue"] for p in pages[:3]]
     assert "continue" not in pages[-1].meta or not pages[-1].meta["continue"]
 
 

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agent.model import NodeInfo, ObjectRef, Role, State, Usage
+from agent.model import NodeInfo, ObjectRef, Role, State, StreamTag, Usage
+from agent.placement import Placement
 from agent.plan import Plan, PlanInput, make_plan
 from agent.puller import OWNED_ANNOTATION, PullerCR, parse_images, puller_view, read_owned, render_images, render_owned
 from agent.refs import ImageRef, parse_reference
@@ -424,8 +425,8 @@ def test_a_projects_unreported_image_is_estimated_at_the_largest_estimate():
     big = [use("quay.io/evil/huge:1", ns="solo", name="nb", role=Role.SIDECAR)]
     p = plan(big, cfg=settings(disk_budget=DiskBudget(bytes=100 * GiB, fraction=None), max_namespace_share=1.0))
     c = by_image(p, "quay.io/evil/huge:1")
-    largest = max(Settings().sizes.for_role(r.value) for r in Role)
-    assert (c.size_bytes, c.size_known) == (largest, False)
+    largest = max(Settings().sizes.for_role(r.value, accelerated=a) for r in Role for a in (False, True))
+    assert (c.size_bytes, c.size_known) == (largest, False) == (Settings().sizes.largest(), False)
     shared = plan(big + [use("quay.io/evil/huge:1", ns="other", name="nb", role=Role.SIDECAR)])
     assert by_image(shared, "quay.io/evil/huge:1").size_bytes == Settings().sizes.sidecar
 
@@ -508,3 +509,81 @@ def test_two_images_of_one_repository_listed_by_digest_are_named_by_their_tags()
     p = plan(usages, sizes=node_images(([da, a], GiB), ([db, b], GiB)))
     names = sorted(e.name for e in p.desired.entries)
     assert names[0] == "modelcar-catalog" and names[1] in ("modelcar-catalog-granite-3-1-8b", "modelcar-catalog-qwen2-5-7b")
+
+
+# -- issue 12: estimates by accelerator, readable names for one repository's images ----------------
+
+
+def gpu(usage: Usage, *, hint: bool = False) -> Usage:
+    """The usage's pod requests a GPU (or, `hint`, is recommended for one)."""
+    where = Placement(one_of_resources=frozenset({"nvidia.com/gpu"})) if hint else \
+        Placement(resources=frozenset({"nvidia.com/gpu"}))
+    return replace(usage, placement=where)
+
+
+@pytest.mark.parametrize(
+    ("role", "accelerated", "size"),
+    [
+        (Role.WORKBENCH, False, "workbench"),
+        (Role.WORKBENCH, True, "workbench_accelerated"),
+        (Role.SERVING_RUNTIME, False, "serving_runtime"),
+        (Role.SERVING_RUNTIME, True, "serving_runtime_accelerated"),
+        (Role.STORAGE_INITIALIZER, False, "storage_initializer"),
+        (Role.STORAGE_INITIALIZER, True, "storage_initializer"),  # no accelerated estimate of its own
+        (Role.ROUTER, False, "router"),
+    ],
+)
+def test_an_unreported_images_estimate_depends_on_its_accelerator(role, accelerated, size):
+    # shared by two projects, so the estimate is the role's, not a project's largest
+    usages = [use("quay.io/x/img:1", ns=ns, role=role) for ns in ("a", "b")]
+    if accelerated:
+        usages = [gpu(u) for u in usages]
+    c = by_image(plan(usages), "quay.io/x/img:1")
+    assert (c.size_bytes, c.size_known) == (getattr(Settings().sizes, size), False)
+
+
+def test_an_offered_image_recommended_for_an_accelerator_takes_the_accelerated_estimate():
+    offered = gpu(use("quay.io/x/cuda-wb:1", ns=APPS, kind="ImageStream", state=State.RECOMMENDED), hint=True)
+    cpu = use("quay.io/x/cpu-wb:1", ns=APPS, kind="ImageStream", state=State.RECOMMENDED)
+    p = plan([offered, cpu])
+    assert by_image(p, "quay.io/x/cuda-wb:1").size_bytes == Settings().sizes.workbench_accelerated
+    assert by_image(p, "quay.io/x/cpu-wb:1").size_bytes == Settings().sizes.workbench
+    assert Settings().sizes.workbench_accelerated > Settings().sizes.workbench
+
+
+def test_two_custom_images_of_one_repository_are_named_by_their_stream_tag_not_a_hash():
+    """Issue 12: `workbench-images` and `workbench-images-f7a152e6` became a readable name."""
+    a, b = f"quay.io/acme/workbench-images@{digest('nlp')}", f"quay.io/acme/workbench-images@{digest('cv')}"
+    usages = [
+        replace(use(a, ns=APPS, name="custom-nlp", kind="ImageStream", state=State.RECOMMENDED),
+                stream_tag=StreamTag("", "custom-nlp", "2.0")),
+        replace(use(b, ns=APPS, name="custom-cv", kind="ImageStream", state=State.RECOMMENDED),
+                stream_tag=StreamTag("", "custom-cv", "1.4")),
+    ]
+    names = sorted(e.name for e in plan(usages).desired.entries)
+    assert names in (["workbench-images", "workbench-images-2-0"], ["workbench-images", "workbench-images-1-4"])
+    # a third image under the same tag as another: the stream's name comes next, before any hash
+    c = f"quay.io/acme/workbench-images@{digest('geo')}"
+    third = replace(use(c, ns=APPS, name="custom-geo", kind="ImageStream", state=State.RECOMMENDED),
+                    stream_tag=StreamTag("", "custom-geo", "2.0"))
+    by_ref = {e.image: e.name for e in plan([*usages, third]).desired.entries}
+    assert sorted(by_ref.values())[0] == "workbench-images"
+    assert {by_ref[a], by_ref[c]} - {"workbench-images"} <= {"workbench-images-2-0", "workbench-images-custom-nlp",
+                                                            "workbench-images-custom-geo"}
+    assert not any(len(n.rpartition("-")[2]) == 8 for n in by_ref.values()), by_ref  # no hash suffix
+
+
+def test_the_storage_initializer_one_project_uses_is_not_that_projects_own():
+    """KServe's ConfigMap (or a ClusterStorageContainer) chooses it; the project only uses it,
+    so it must not take one of the project's places (nor its share of the budget)."""
+    init = replace(use("quay.io/modh/storage-initializer:1", ns="solo", kind="InferenceService",
+                       role=Role.STORAGE_INITIALIZER, state=State.READY), supplier="ConfigMap")
+    own = [use(f"quay.io/solo/m{i}:1", ns="solo", name=f"m{i}", kind="InferenceService", role=Role.MODELCAR,
+               state=State.READY) for i in range(3)]
+    p = plan([init, *own], cfg=settings(max_per_namespace=3))
+    c = by_image(p, "quay.io/modh/storage-initializer:1")
+    assert (c.tier.value, c.selected, c.size_bytes) == ("shared", True, Settings().sizes.storage_initializer)
+    assert all(by_image(p, f"quay.io/solo/m{i}:1").selected for i in range(3))
+    # the same image spelled out by the project itself is its own
+    mine = replace(init, supplier="")
+    assert by_image(plan([mine, *own], cfg=settings(max_per_namespace=3)), str(mine.image)).tier.value == "project"

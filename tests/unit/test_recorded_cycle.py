@@ -30,8 +30,10 @@ from tests.harness.recorded import RECORDED, Replay, load, replaying
 PULLERS = "/apis/che.eclipse.org/v1alpha1/namespaces/"
 NOTEBOOKS = "/apis/kubeflow.org/v1/notebooks"
 SAMPLE_COUNTS = {
-    KindName.IMAGE_STREAM: 8, KindName.NOTEBOOK: 6, KindName.SERVING_RUNTIME: 2, KindName.CLUSTER_SERVING_RUNTIME: 1,
-    KindName.TEMPLATE: 3, KindName.INFERENCE_SERVICE: 5, KindName.LLM_INFERENCE_SERVICE: 1, KindName.NODE: 4,
+    KindName.IMAGE_STREAM: 8, KindName.NOTEBOOK: 7, KindName.SERVING_RUNTIME: 3, KindName.CLUSTER_SERVING_RUNTIME: 1,
+    KindName.TEMPLATE: 3, KindName.INFERENCE_SERVICE: 7, KindName.LLM_INFERENCE_SERVICE_CONFIG: 4,
+    KindName.LLM_INFERENCE_SERVICE: 2, KindName.CLUSTER_STORAGE_CONTAINER: 0, KindName.NODE: 4,
+    KindName.CONFIG_MAP: 1,  # KServe's inferenceservice-config, got by name
 }
 
 
@@ -59,8 +61,12 @@ def test_every_enabled_kind_is_listed_and_counted_once():
     test_dry_run_shows_the_ranked_plan_and_writes_nothing"""
     result, replay, _ = cycle("write", dry_run=True)
     assert result.listed == SAMPLE_COUNTS and result.failed == {} and result.missing == {}
-    # the DSCInitialization, 9 lists, the CR, the start-up summary and the Pulled events
-    assert result.requests == len(replay.sent) == 13
+    # discovery of the two groups read at several versions and of the versions they are read at
+    # (4), the DSCInitialization, 11 lists, KServe's ConfigMap, the CR, the start-up summary and
+    # the Pulled events
+    assert result.requests == len(replay.sent) == 20
+    assert [e.path for e in replay.requests("GET", "/apis/serving.kserve.io/v1alpha2/")] == [
+        "/apis/serving.kserve.io/v1alpha2/llminferenceserviceconfigs", "/apis/serving.kserve.io/v1alpha2/llminferenceservices"]
     assert [e.path for e in replay.sent[-2:]] == [
         "/api/v1/namespaces/prepull-agent/configmaps/prepull-agent-startup", "/api/v1/events"]
     assert replay.sent[-1].query == {"fieldSelector": "reason=Pulled", "limit": "500"}
@@ -71,9 +77,9 @@ def test_a_list_is_read_page_by_page_following_the_continue_tokens():
     """tests/integration/test_faults.py::test_a_transient_fault_on_a_read_is_retried[page-*]
     (the agent reads pages of 2 there)"""
     result, replay, _ = cycle("pages", dry_run=True)
-    assert result.listed == {KindName.NOTEBOOK: 6, KindName.NODE: 4}
+    assert result.listed == {KindName.NOTEBOOK: 7, KindName.NODE: 4}
     pages = replay.requests("GET", NOTEBOOKS)
-    assert [p.query.get("continue", "") != "" for p in pages] == [False, True, True]
+    assert [p.query.get("continue", "") != "" for p in pages] == [False, True, True, True]
     for asked, answered in zip(pages[1:], pages, strict=False):
         assert asked.query["continue"] == answered.answer["metadata"]["continue"]
 
@@ -104,7 +110,13 @@ def test_a_kind_that_is_not_served_is_missing_not_failed():
     tests/integration/test_faults.py::test_a_crd_removed_mid_run_is_reported_missing"""
     result, replay, events = cycle("crd-missing")
     assert set(result.missing) == {KindName.LLM_INFERENCE_SERVICE} and result.failed == {}
-    assert replay.requests("GET", "/apis/serving.kserve.io/v1alpha1")[-1].path == "/apis/serving.kserve.io/v1alpha1"
+    # neither v1alpha2 (still served for LLMInferenceServiceConfig) nor v1alpha1 (for the runtimes)
+    # lists it: its list at the preferred v1alpha2 answers 404 and discovery agrees
+    paths = [e.path for e in replay.requests("GET", "/apis/serving.kserve.io/v1alpha")]
+    asked = [p for p in paths if p in ("/apis/serving.kserve.io/v1alpha2", "/apis/serving.kserve.io/v1alpha1",
+                                       "/apis/serving.kserve.io/v1alpha2/llminferenceservices")]
+    assert asked == ["/apis/serving.kserve.io/v1alpha2", "/apis/serving.kserve.io/v1alpha1",
+                     "/apis/serving.kserve.io/v1alpha2/llminferenceservices"]
     assert len(logged(events, "kind not served")) == 1
     assert result.ok and result.outcomes[0].plan is not None and not result.outcomes[0].plan.failed_sources
 
@@ -133,9 +145,10 @@ def test_a_server_that_stops_answering_is_not_asked_for_the_remaining_kinds(mock
     result, _, events = cycle("write", dry_run=True, replay=(kube, replay))
     assert len(tried) == 3
     after = [KindName.SERVING_RUNTIME, KindName.CLUSTER_SERVING_RUNTIME, KindName.TEMPLATE,
-             KindName.INFERENCE_SERVICE, KindName.LLM_INFERENCE_SERVICE, KindName.NODE]
+             KindName.INFERENCE_SERVICE, KindName.LLM_INFERENCE_SERVICE_CONFIG, KindName.LLM_INFERENCE_SERVICE,
+             KindName.CLUSTER_STORAGE_CONTAINER, KindName.NODE, KindName.CONFIG_MAP]
     assert set(result.failed) == {KindName.NOTEBOOK, *after}
-    assert all(result.failed[k].startswith("not listed: ") for k in after)
+    assert all(result.failed[k].startswith("not listed: ") for k in after)  # KServe's ConfigMap too
     assert set(result.listed) == {KindName.IMAGE_STREAM}
     assert logged(events, "the API server stopped answering")
     plan = result.outcomes[0].plan

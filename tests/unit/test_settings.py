@@ -666,7 +666,7 @@ def test_every_problem_of_the_file_and_the_environment_is_reported_at_once(tmp_p
     env = {"PREPULL_SELECTOIN__MAX_IMAGES": "1", "PREPULL_SERVE__PORT": "http"}
     expected = [
         "environment PREPULL_SELECTOIN__MAX_IMAGES: no setting 'selectoin' (did you mean 'selection'? "
-        "known top-level keys: applications_namespace, kube, logging, references, selection, serve, "
+        "known top-level keys: applications_namespace, kserve, kube, logging, references, selection, serve, "
         "sizes, sources, startup, targets, weights)",
         f"config {path}: targets[0].namespace must be a namespace name (DNS-1123 label: lowercase "
         "letters, digits and '-', starting and ending with a letter or digit, at most 63 characters), "
@@ -796,6 +796,7 @@ def test_constructing_a_value_in_code_validates_and_normalises_it() -> None:
     ("state", "weight"),
     [
         ("running", 10.0),
+        ("starting", 5.0),
         ("stopped", 2.0),
         ("ready", 10.0),
         ("not-ready", 3.0),
@@ -810,18 +811,26 @@ def test_weights_for_state(state: str, weight: float) -> None:
 
 
 @pytest.mark.parametrize(
-    ("role", "size"),
+    ("role", "size", "accelerated"),
     [
-        ("workbench", 6 * Gi),
-        ("sidecar", 200 * Mi),
-        ("pipeline-runtime", 3 * Gi),
-        ("serving-runtime", 15 * Gi),
-        ("modelcar", 10 * Gi),
-        ("custom-container", 4 * Gi),
+        ("workbench", 4 * Gi, 12 * Gi),
+        ("sidecar", 200 * Mi, 200 * Mi),
+        ("pipeline-runtime", 3 * Gi, 3 * Gi),
+        ("serving-runtime", 4 * Gi, 20 * Gi),
+        ("modelcar", 10 * Gi, 10 * Gi),
+        ("custom-container", 4 * Gi, 4 * Gi),
+        ("storage-initializer", 1 * Gi, 1 * Gi),
+        ("router", 1 * Gi, 1 * Gi),
     ],
 )
-def test_sizes_for_role(role: str, size: int) -> None:
+def test_sizes_for_role(role: str, size: int, accelerated: int) -> None:
     assert Sizes().for_role(role) == size
+    assert Sizes().for_role(role, accelerated=True) == accelerated
+
+
+def test_the_largest_size_estimate_counts_the_accelerated_ones() -> None:
+    assert Sizes().largest() == 20 * Gi
+    assert Sizes(serving_runtime_accelerated=1 * Gi).largest() == 12 * Gi
 
 
 def test_unknown_state_or_role_is_an_error_not_zero() -> None:

@@ -42,8 +42,11 @@ def stream(ns: str = APPS, *, hidden: bool = False, label: str = "opendatahub.io
     }
 
 
+RUNNING = {"readyReplicas": 1, "conditions": [], "containerState": {"running": {"startedAt": "2026-11-20T10:00:00Z"}}}
+
+
 def notebook(name: str = "wb", ns: str = "team-a", *, image: str, stopped: str | None = None,
-             selection: str | None = None) -> dict:
+             selection: str | None = None, status: dict | None = None) -> dict:
     notes = {}
     if stopped is not None:
         notes["kubeflow-resource-stopped"] = stopped
@@ -55,6 +58,7 @@ def notebook(name: str = "wb", ns: str = "team-a", *, image: str, stopped: str |
             {"name": name, "image": image},
             {"name": "kube-rbac-proxy", "image": "registry.redhat.io/openshift4/ose-kube-rbac-proxy-rhel9:v4.17"},
         ]}}},
+        "status": RUNNING if status is None else status,
     }
 
 
@@ -117,6 +121,30 @@ def test_runtime_image_streams_are_pipeline_runtimes():
 )
 def test_notebook_state_follows_the_stopped_annotation(stopped, state):
     found = read_notebook(notebook(image="quay.io/a/wb:1", stopped=stopped))
+    assert {u.state for u in found.usages} == {state}
+
+
+PULLING = {"readyReplicas": 0, "conditions": [],
+           "containerState": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}}
+
+
+@pytest.mark.parametrize(
+    ("stopped", "status", "state"),
+    [
+        (None, PULLING, State.STARTING),  # wanted, stuck pulling its image: what pre-pulling is for
+        (None, {}, State.STARTING),  # just created: the controller has not written a status yet
+        (None, {"readyReplicas": 0, "conditions": [], "containerState": {}}, State.STARTING),
+        (None, {"readyReplicas": 1, "conditions": [], "containerState": {}}, State.RUNNING),
+        (None, {"readyReplicas": 0, "conditions": [], "containerState": {"running": {}}}, State.RUNNING),
+        (None, {"readyReplicas": True, "containerState": "running"}, State.STARTING),  # garbage is not running
+        ("odh-notebook-controller-lock", PULLING, State.STARTING),
+        ("2026-11-20T10:00:00Z", RUNNING, State.STOPPED),  # being stopped: the stop annotation wins
+    ],
+    ids=["pulling", "no-status", "not-ready", "ready-replica", "container-running", "garbage", "lock-pulling",
+         "stopping"],
+)
+def test_a_notebook_runs_only_when_its_status_says_so(stopped, status, state):
+    found = read_notebook(notebook(image="quay.io/a/wb:1", stopped=stopped, status=status))
     assert {u.state for u in found.usages} == {state}
 
 
@@ -395,8 +423,8 @@ def test_the_main_container_is_the_kserve_container_never_an_init_or_worker_cont
                           workerSpec={"containers": [{"name": "kserve-container", "image": "quay.io/x/worker:1"}]})],
         isvcs=[isvc("a", runtime="rt", runtimeVersion="2")],
     ))
-    assert sorted(str(u.image) for u in inv.usages if u.source.name == "a") == [
-        "quay.io/x/main:2", "quay.io/x/setup:1", "quay.io/x/worker:1"]
+    # a predictor without a workerSpec runs no worker pod: the runtime's worker images are not its
+    assert sorted(str(u.image) for u in inv.usages if u.source.name == "a") == ["quay.io/x/main:2", "quay.io/x/setup:1"]
 
 
 def test_a_runtime_without_a_kserve_container_is_reported_not_guessed():
@@ -423,21 +451,38 @@ def test_an_unresolvable_runtime_is_reported_not_fatal():
                             "in team-a nor a ClusterServingRuntime (or it is disabled)",)
 
 
-# NOTE for issue 12: this fixture's shape is impossible upstream. KServe has storageUris on the
-# predictor, not on model (kserve/kserve pkg/apis/serving/v1beta1/predictor.go), and each entry
-# is an object with a required uri: the real CRD prunes model.storageUris and rejects "s3://bucket/x"
-# (tests/integration/test_crds.py). Kept as is until agent/sources/serving.py reads the real path.
-def test_modelcar_storage_uris_are_images_with_the_server_state():
+def test_storage_uris_on_the_predictor_are_modelcars_with_the_server_state():
+    # kserve/kserve pkg/apis/serving/v1beta1/predictor.go: storageUris sits on the predictor, each
+    # entry {uri, mountPath}; every oci:// entry is a ModelCar (utils_test TestConfigureModelcarToContainerMultipleOCI)
+    obj = isvc("m", ready=False, modelFormat={"name": "onnx"})
+    obj["spec"]["predictor"]["storageUris"] = [
+        {"uri": "oci://quay.io/models/granite:8b", "mountPath": "/mnt/models/base"},
+        {"uri": f"oci+modelcar://quay.io/models/draft@{D2}", "mountPath": "/mnt/models/draft"},
+        {"uri": "oci+native://quay.io/models/adapter:1", "mountPath": "/mnt/models/adapter"},
+        {"uri": "pvc://claim/lora", "mountPath": "/mnt/models/lora"},
+    ]
     o = Observation(applications_namespace=APPS)
-    o.serving.extend(read_inference_service(isvc("m", ready=False, storageUri="oci://quay.io/models/granite:8b",
-                                                 storageUris=[{"uri": f"oci://quay.io/models/draft@{D2}"}, "s3://bucket/x"])))
+    o.serving.extend(read_inference_service(obj))
     # a ModelCar counts even when the runtime cannot be found (here: none names format onnx)
-    assert [(str(u.image), u.role, u.state) for u in resolve(o).usages] == [
-        ("quay.io/models/granite:8b", Role.MODELCAR, State.NOT_READY),
-        (f"quay.io/models/draft@{D2}", Role.MODELCAR, State.NOT_READY),
+    assert [(str(u.image), u.field, u.role, u.state) for u in resolve(o).usages] == [
+        ("quay.io/models/granite:8b", "spec.predictor.storageUris[0].uri", Role.MODELCAR, State.NOT_READY),
+        (f"quay.io/models/draft@{D2}", "spec.predictor.storageUris[1].uri", Role.MODELCAR, State.NOT_READY),
+        ("quay.io/models/adapter:1", "spec.predictor.storageUris[2].uri", Role.MODELCAR, State.NOT_READY),
     ]
 
 
+def test_an_oci_fetch_model_is_not_pre_pullable_and_not_a_rejection():
+    obj = isvc("m", modelFormat={"name": "onnx"}, storageUri="oci+fetch://quay.io/models/big:70b")
+    found = read_inference_service(obj)
+    assert found.rejections == [] and found.usages == []
+    (skipped,) = found.skipped
+    assert (skipped.reference, skipped.field) == ("quay.io/models/big:70b", "spec.predictor.model.storageUri")
+    assert "pre-pulling it cannot help" in skipped.reason and "oci_fetch.go" in skipped.reason
+    o = Observation(applications_namespace=APPS)
+    o.serving.extend(found)
+    inv = resolve(o)
+    assert [u for u in inv.usages if u.role is Role.MODELCAR] == []
+    assert inv.skipped == (skipped,) and inv.rejections == ()
 def test_a_modelcar_uri_with_a_query_is_rejected():
     found = read_inference_service(isvc("m", storageUri="oci://quay.io/models/granite:8b?x=1"))
     assert found.usages == [] and found.rejections[0].field == "spec.predictor.model.storageUri"
@@ -468,9 +513,10 @@ def test_llm_inference_service_model_uri_and_template_images():
     obj = {"metadata": {"name": "qwen", "namespace": "t"},
            "spec": {"model": {"uri": "oci://quay.io/models/qwen:7b"},
                     "template": {"containers": [{"name": "main", "image": "quay.io/x/vllm:1"}]}}}
-    found = read_llm_inference_service(obj)
-    assert [(str(u.image), u.role) for u in found.usages] == [("quay.io/models/qwen:7b", Role.MODELCAR),
-                                                              ("quay.io/x/vllm:1", Role.SERVING_RUNTIME)]
+    o = Observation(applications_namespace=APPS)
+    o.llm.extend(read_llm_inference_service(obj))
+    assert [(str(u.image), u.role) for u in resolve(o).usages] == [("quay.io/x/vllm:1", Role.SERVING_RUNTIME),
+                                                                   ("quay.io/models/qwen:7b", Role.MODELCAR)]
 
 
 # -- nodes ----------------------------------------------------------------------------------
