@@ -13,6 +13,7 @@ from agent.model import Rejection
 from agent.plan import Plan
 from agent.pools import Placing, Pool
 from agent.settings import Target
+from agent.status import ImagePresence, PullerStatus
 
 __all__ = ["CycleResult", "TargetOutcome"]
 
@@ -24,6 +25,8 @@ class TargetOutcome:
     written: bool = False
     error: str = ""  # why this target was not brought up to date
     pool: Pool | None = None  # the nodes its puller runs on; None when the nodes are unknown
+    status: PullerStatus | None = None  # the puller's Deployment and DaemonSet as read this cycle
+    presence: tuple[ImagePresence, ...] = ()  # each listed image on the pool's nodes, after this cycle
 
 
 @dataclass(frozen=True)
