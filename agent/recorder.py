@@ -58,6 +58,14 @@ class EventSeries:
 
     def __init__(self) -> None:
         self._sent: OrderedDict[tuple[str, ...], _Sent] = OrderedDict()
+        self._last_stamp = 0  # the last Event name's stamp: names never repeat in a process
+
+    def stamp(self, now: datetime) -> int:
+        """The number a new Event's name ends with: `now` in Unix nanoseconds, as client-go's
+        GenerateEventName, or one more than the last when that is not later. Events posted
+        in one cycle share its `now`: their names must still differ (a 409 otherwise)."""
+        self._last_stamp = max(int(now.timestamp() * 1e9), self._last_stamp + 1)
+        return self._last_stamp
 
     def __len__(self) -> int:
         return len(self._sent)
@@ -109,15 +117,18 @@ def post_event(
             return sent.count + 1
     created = kube.create(
         kinds.EVENT.path(namespace=puller.namespace),
-        _event(puller, type=type, reason=reason, action=action, note=note, now=now, instance=instance),
+        _event(puller, type=type, reason=reason, action=action, note=note, now=now, instance=instance,
+               stamp=series.stamp(now)),
     )
     name = str(created.get("metadata", {}).get("name", ""))
     series.remember(key, _Sent(name, 1, now))
     return 1
 
 
-def _event(puller: PullerCR, *, type: str, reason: str, action: str, note: str, now: datetime, instance: str) -> JSON:
-    suffix = f".{int(now.timestamp() * 1e9):x}"  # client-go's GenerateEventName: <regarding>.<unix nanos in hex>
+def _event(
+    puller: PullerCR, *, type: str, reason: str, action: str, note: str, now: datetime, instance: str, stamp: int
+) -> JSON:
+    suffix = f".{stamp:x}"  # client-go's GenerateEventName: <regarding>.<unix nanos in hex>
     regarding: JSON = {
         "apiVersion": kinds.IMAGE_PULLER.api_version,
         "kind": kinds.IMAGE_PULLER.kind,

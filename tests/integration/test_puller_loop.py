@@ -246,6 +246,17 @@ def test_a_missing_daemonset_after_a_write_is_a_warning_an_event_and_a_metric(op
     assert warning["series"]["count"] == 2
 
 
+def test_a_cycle_that_writes_and_warns_posts_both_events(operated, cycles, api_client, namespace):
+    operated()  # the list set long ago (by the cycle's clock), the DaemonSet missing since
+    serve = cycles()
+    both = serve.run(after=timedelta(seconds=GRACE + 60))
+    assert both.written and both.status is not None and both.status.stalled
+    # Both Events are new, and share the cycle's time: they still get two names.
+    (updated,) = events(api_client, namespace, "ImagesUpdated")
+    (warning,) = events(api_client, namespace, "DaemonSetMissing")
+    assert updated["metadata"]["name"] != warning["metadata"]["name"]
+
+
 def test_an_out_of_sync_daemonset_is_reported_with_its_nodes_then_in_sync(
         operated, cycles, api_client, namespace, monkeypatch):
     cr, deployment = operated(f"{ADMIN_ENTRY};\nb=quay.io/x/b:1;\n")
@@ -389,6 +400,16 @@ def test_a_write_posts_images_updated_and_an_identical_one_is_counted(operated, 
     events_part = text[text.index("Events:"):]
     assert "ImagesUpdated" in events_part and "Added " in events_part
     assert "x2 over" in events_part  # kubectl shows the series' count
+
+    # The counted Event is gone (the API server's --event-ttl, or someone deleted it): the
+    # next identical one is a new Event, not a failed patch.
+    request(api_client, "DELETE", f"{kinds.EVENT.path(namespace=namespace)}/{event['metadata']['name']}")
+    merge_patch(api_client, namespace, {"metadata": {"annotations": {OWNED_ANNOTATION: None}},
+                                        "spec": {"images": f"{ADMIN_ENTRY};"}})
+    third = serve.run(after=timedelta(seconds=10))
+    assert third.written
+    (fresh,) = events(api_client, namespace, "ImagesUpdated")
+    assert fresh["metadata"]["name"] != event["metadata"]["name"] and "series" not in fresh
 
 
 def test_every_request_names_the_agent_and_every_write_its_field_manager(
