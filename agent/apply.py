@@ -15,6 +15,8 @@ not be read is said in `agent.status.Seen`.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from agent.kube import kinds
 from agent.kube.client import JSON, Kube
 from agent.kube.errors import Forbidden, KubeError, NotFound
@@ -48,8 +50,8 @@ class ApplyError(Exception):
 
 
 def read_target(kube: Kube, target: Target, *, dry_run: bool = False) -> PullerCR:
-    """GET the CR; create an empty one first when missing and `target.create` is set (in a
-    dry run, plan against an empty one without creating it)."""
+    """GET the CR; create one holding the placeholder first when missing and `target.create`
+    is set (in a dry run, plan against such a one without creating it)."""
     path = kinds.IMAGE_PULLER.path(namespace=target.namespace, name=target.name)
     try:
         obj = kube.get(path)
@@ -66,6 +68,9 @@ def read_target(kube: Kube, target: Target, *, dry_run: bool = False) -> PullerC
                 f"kubernetesimagepullers in {target.namespace}, which the shipped RBAC does not grant"
             ) from None
         obj = kube.create(kinds.IMAGE_PULLER.path(namespace=target.namespace), _new_puller(target))
+        # Creating it with the placeholder is not a choice of images: the first list is never
+        # deferred by puller.min_write_interval_seconds.
+        return replace(read_puller(obj), last_written=None)
     return read_puller(obj)
 
 
