@@ -21,7 +21,7 @@ from agent.apply import TargetMissing
 from agent.exits import Exit
 from agent.exits import table as exit_table
 from agent.kube.client import ConfigError, Kube, connect
-from agent.kube.errors import Forbidden, KubeError, ServerError, TooManyRequests, Unauthorized, Unreachable
+from agent.kube.errors import KubeError
 from agent.puller import InvalidPullerCR
 from agent.settings import Settings, SettingsError, load_settings, with_target
 from agent.version import VERSION
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _once(options: Options, settings: Settings, kube: Kube) -> int:
     from agent import report
-    from agent.cycle import run_cycle
+    from agent.cycle import failure, run_cycle
 
     try:
         result = run_cycle(kube, settings, dry_run=options.dry_run)
@@ -147,33 +147,6 @@ def _once(options: Options, settings: Settings, kube: Kube) -> int:
         )
         return Exit.PARTIAL
     return Exit.OK
-
-
-def failure(error: Exception, *, kube: Kube) -> tuple[int, str]:
-    """The exit code and message for a cycle that could not run to the end."""
-    server = kube.server
-    if isinstance(error, Unauthorized):
-        return Exit.UNREACHABLE, (
-            f"the API server at {server} refused the credentials (HTTP 401: expired or wrong token) of "
-            f"{kube.credentials}: log in again (oc login) or renew the token"
-        )
-    if isinstance(error, Unreachable | ServerError | TooManyRequests):
-        return Exit.UNREACHABLE, f"cannot use the API server at {server}: {error}"
-    if isinstance(error, KubeError) and denied_by_admission(error):
-        return Exit.TARGET, f"the API server refused {error.method} {error.path}: {error.message}"
-    if isinstance(error, Forbidden):
-        return Exit.TARGET, f"access denied: {error} (check the agent's RBAC)"
-    return Exit.TARGET, str(error)
-
-
-def denied_by_admission(error: KubeError) -> bool:
-    """Whether the server's message says an admission webhook or policy (not RBAC) said no.
-
-    The API server's own words (k8s.io/apiserver, pkg/admission/plugin/webhook/errors and
-    validatingadmissionpolicy): `admission webhook "NAME" denied the request: ...` and
-    `ValidatingAdmissionPolicy 'NAME' with binding 'B' denied request: ...`."""
-    message = error.message
-    return "denied the request" in message or "denied request" in message
 
 
 def _connect(options: Options, settings: Settings, *, timeout: float | None = None, retries: int = 2) -> Kube:

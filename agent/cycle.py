@@ -37,8 +37,9 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from agent.apply import ApplyError, TargetMissing, read_target, read_workloads, write_plan
+from agent.exits import Exit
 from agent.kube.client import Kube
-from agent.kube.errors import Conflict, KubeError
+from agent.kube.errors import Conflict, Forbidden, KubeError, ServerError, TooManyRequests, Unauthorized, Unreachable
 from agent.model import KindName, NodeInfo
 from agent.observe import observe
 from agent.outcome import CycleResult, TargetOutcome
@@ -396,3 +397,36 @@ def _log_summary(result: CycleResult, inventory: Inventory, *, dry_run: bool) ->
         requests=result.requests,
         duration_seconds=result.duration_seconds,
     )
+
+
+def failure(error: Exception, *, kube: Kube) -> tuple[int, str]:
+    """The exit code and message for a cycle that could not run to the end: what `once` exits
+    with and prints, and what `serve` logs."""
+    server = kube.server
+    if isinstance(error, Unauthorized):
+        fix = (
+            "check that the ServiceAccount and its token still exist; the pod gets a new token when it restarts"
+            if kube.credentials.source == "in-cluster"
+            else "log in again (oc login) or renew the token"
+        )
+        return Exit.UNREACHABLE, (
+            f"the API server at {server} refused the credentials (HTTP 401: expired or wrong token) of "
+            f"{kube.credentials}: {fix}"
+        )
+    if isinstance(error, Unreachable | ServerError | TooManyRequests):
+        return Exit.UNREACHABLE, f"cannot use the API server at {server}: {error}"
+    if isinstance(error, KubeError) and denied_by_admission(error):
+        return Exit.TARGET, f"the API server refused {error.method} {error.path}: {error.message}"
+    if isinstance(error, Forbidden):
+        return Exit.TARGET, f"access denied: {error} (check the agent's RBAC)"
+    return Exit.TARGET, str(error)
+
+
+def denied_by_admission(error: KubeError) -> bool:
+    """Whether the server's message says an admission webhook or policy (not RBAC) said no.
+
+    The API server's own words (k8s.io/apiserver, pkg/admission/plugin/webhook/errors and
+    validatingadmissionpolicy): `admission webhook "NAME" denied the request: ...` and
+    `ValidatingAdmissionPolicy 'NAME' with binding 'B' denied request: ...`."""
+    message = error.message
+    return "denied the request" in message or "denied request" in message

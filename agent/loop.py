@@ -43,9 +43,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agent import logs
-from agent.cycle import Memory, run_cycle
+from agent.cycle import Memory, failure, run_cycle
 from agent.exits import Exit
 from agent.kube.client import Kube
+from agent.kube.errors import KubeError
 from agent.leader import LeaderElector, LeaseConfig
 from agent.metrics import FAILURE, Metrics
 from agent.outcome import CycleResult
@@ -136,7 +137,7 @@ class Agent:
             except Exception as e:  # noqa: BLE001 - a failed cycle must not end the loop
                 ok = False
                 self.metrics.record_crash()
-                log.error("cycle failed", reason=_reason(e), error=type(e).__name__)
+                log.error("cycle failed", reason=_reason(e, kube=self.kube), error=type(e).__name__)
             self.last_cycle_ok = ok
             self.consecutive_failures = 0 if ok else self.consecutive_failures + 1
             self.metrics.consecutive_failures.set(self.consecutive_failures)
@@ -319,8 +320,10 @@ def _identity() -> str:
     return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
 
 
-def _reason(e: Exception) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
+def _reason(e: Exception, *, kube: Kube) -> str:
+    """What `once` would print for it (a 401: log in again), on one line."""
+    text = failure(e, kube=kube)[1] if isinstance(e, KubeError) else str(e)
+    return " ".join(text.split()) or type(e).__name__
 
 
 def _health_server(agent: Agent, port: int) -> ThreadingHTTPServer:

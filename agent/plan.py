@@ -65,6 +65,7 @@ from enum import StrEnum
 from agent.model import KindName, NodeInfo, ObjectRef, Role, State, Usage
 from agent.policy import first_match, policy_problem
 from agent.puller import DEFAULT_PULLER_IMAGE, RESERVED_NAMES, Entry, PullerCR, PullerState, entry_name, has_entry
+from agent.quantity import format_bytes
 from agent.refs import ImageRef, InvalidReference, parse_reference
 from agent.settings import Settings
 from agent.sizes import ImageSizes
@@ -180,7 +181,8 @@ def make_plan(given: PlanInput) -> Plan:
         held=held,
     )
     decided += _elsewhere(given, {d.image for d in decided}, listed)
-    wanted, names = _desired(listed, [d.image for d in decided if d.selected], images, given.puller)
+    unlisted = frozenset({*given.missing, *given.failed})
+    wanted, names = _desired(listed, [d.image for d in decided if d.selected], images, given.puller, unlisted)
     wanted, filler = _never_empty(wanted, given)
     candidates = tuple(_named(d, names) for d in decided) + filler
     current = PullerState.of(given.puller)
@@ -495,10 +497,10 @@ class _Room:
             if self.budget is not None and self.bytes_of[ns] + image.size > self.budget * self.share * slack:
                 return (
                     f"namespace {ns}'s own images would take more than its {self.share:.0%} share of "
-                    f"the disk budget ({_gib(self.budget * self.share - self.bytes_of[ns])} left)"
+                    f"the disk budget ({format_bytes(int(self.budget * self.share) - self.bytes_of[ns])} left)"
                 )
         if self.budget is not None and self.used + image.size > self.budget * slack:
-            return f"does not fit the disk budget ({_gib(self.budget - self.used)} left)"
+            return f"does not fit the disk budget ({format_bytes(self.budget - self.used)} left)"
         return ""
 
     def take(self, image: _Image) -> None:
@@ -603,10 +605,11 @@ def _decision(image: _Image, listed: _Listed, *, selected: bool, reason: str) ->
 
 
 def _desired(
-    listed: _Listed, chosen: Sequence[ImageRef], images: Sequence[_Image], puller: PullerCR
+    listed: _Listed, chosen: Sequence[ImageRef], images: Sequence[_Image], puller: PullerCR, unlisted: frozenset[str]
 ) -> tuple[PullerState, dict[ImageRef, str]]:
     """Keep every foreign entry and every managed entry still chosen, in place; append the
-    new ones in decision order. Returns the state and the entry name of each chosen image."""
+    new ones in decision order. Returns the state and the entry name of each chosen image.
+    An entry's record keeps the kinds `unlisted` this cycle: what they hold is unknown."""
     wanted = set(chosen)
     names: dict[ImageRef, str] = {}
     entries: list[Entry] = []
@@ -632,7 +635,7 @@ def _desired(
     kinds = {
         name: found
         for ref, name in names.items()
-        if (found := _kinds_of(by_ref.get(ref)) or puller.entry_kinds.get(name, ()))
+        if (found := _recorded_kinds(_kinds_of(by_ref.get(ref)), puller.entry_kinds.get(name, ()), unlisted))
     }
     tags = {name: str(min(by_ref[ref].tags)) for ref, name in names.items() if ref in by_ref and by_ref[ref].tags}
     return PullerState(tuple(entries), owned, kinds, tags), names
@@ -758,6 +761,15 @@ def _kinds_of(image: _Image | None) -> tuple[str, ...]:
     return tuple(sorted(kinds))
 
 
+def _recorded_kinds(found: tuple[str, ...], recorded: tuple[str, ...], unlisted: frozenset[str]) -> tuple[str, ...]:
+    """The kinds found this cycle, and those of the record that could not be listed (else a
+    failed kind would leave the record, and a later cycle drop the entry while that kind is
+    still unseen); the record alone when the image was not found at all."""
+    if not found:
+        return recorded
+    return tuple(sorted({*found, *(k for k in recorded if k in unlisted)}))
+
+
 def _named(candidate: Candidate, names: Mapping[ImageRef, str]) -> Candidate:
     return replace(candidate, name=names.get(candidate.image, "")) if candidate.selected else candidate
 
@@ -779,6 +791,3 @@ def _parse_or_none(text: str | None) -> ImageRef | None:
     except InvalidReference:
         return None
 
-
-def _gib(n: float) -> str:
-    return f"{n / 2**30:.1f} GiB"

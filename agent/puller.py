@@ -323,20 +323,9 @@ def read_owned(annotations: Mapping[str, str] | None) -> dict[str, str]:
     could not have been written by the agent are left out. Owning less is the safe
     reading: the agent never touches entries it does not own.
     """
-    if not isinstance(annotations, Mapping):
-        return {}
-    raw = annotations.get(OWNED_ANNOTATION)
-    if not isinstance(raw, str):
-        return {}
-    try:
-        decoded: Any = json.loads(raw)
-    except (ValueError, RecursionError):
-        return {}
-    if not isinstance(decoded, dict):
-        return {}
     return {
         name: image
-        for name, image in decoded.items()
+        for name, image in _annotation_map(annotations, OWNED_ANNOTATION).items()
         if is_dns1123_label(name) and isinstance(image, str) and _is_image_text(image)
     }
 
@@ -350,47 +339,50 @@ def render_owned(owned: Mapping[str, str]) -> str:
     for name, image in owned.items():
         if not is_dns1123_label(name) or not isinstance(image, str) or not _is_image_text(image):
             raise ValueError(f"cannot record owned entry {name!r}={image!r}")
-    return json.dumps(dict(owned), sort_keys=True, separators=(",", ":"))
+    return _compact(dict(owned))
 
 
 def read_entry_kinds(annotations: Mapping[str, str] | None) -> dict[str, tuple[str, ...]]:
     """{entry name: kinds} from KINDS_ANNOTATION; anything malformed is left out (never raises)."""
-    raw = annotations.get(KINDS_ANNOTATION) if isinstance(annotations, Mapping) else None
-    try:
-        decoded: Any = json.loads(raw) if isinstance(raw, str) else None
-    except (ValueError, RecursionError):
-        return {}
-    if not isinstance(decoded, dict):
-        return {}
     return {
         name: tuple(sorted(set(kinds)))
-        for name, kinds in decoded.items()
+        for name, kinds in _annotation_map(annotations, KINDS_ANNOTATION).items()
         if is_dns1123_label(name) and isinstance(kinds, list) and all(isinstance(k, str) and k for k in kinds)
     }
 
 
 def render_entry_kinds(kinds: Mapping[str, Sequence[str]]) -> str:
-    return json.dumps({name: sorted(set(k)) for name, k in kinds.items()}, sort_keys=True, separators=(",", ":"))
+    return _compact({name: sorted(set(k)) for name, k in kinds.items()})
 
 
 def read_entry_tags(annotations: Mapping[str, str] | None) -> dict[str, str]:
     """{entry name: tag} from TAGS_ANNOTATION; anything malformed is left out (never raises)."""
-    raw = annotations.get(TAGS_ANNOTATION) if isinstance(annotations, Mapping) else None
-    try:
-        decoded: Any = json.loads(raw) if isinstance(raw, str) else None
-    except (ValueError, RecursionError):
-        return {}
-    if not isinstance(decoded, dict):
-        return {}
     return {
         name: tag
-        for name, tag in decoded.items()
+        for name, tag in _annotation_map(annotations, TAGS_ANNOTATION).items()
         if is_dns1123_label(name) and isinstance(tag, str) and _is_image_text(tag)
     }
 
 
 def render_entry_tags(tags: Mapping[str, str]) -> str:
-    return json.dumps(dict(tags), sort_keys=True, separators=(",", ":"))
+    return _compact(dict(tags))
+
+
+def _annotation_map(annotations: Mapping[str, str] | None, key: str) -> dict[Any, Any]:
+    """The JSON object an agent annotation holds, or {} for anything else (never raises)."""
+    raw = annotations.get(key) if isinstance(annotations, Mapping) else None
+    if not isinstance(raw, str):
+        return {}
+    try:
+        decoded: Any = json.loads(raw)
+    except (ValueError, RecursionError):
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
+
+
+def _compact(value: Mapping[str, Any]) -> str:
+    """Compact JSON with sorted keys: equal maps give equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,47 +492,27 @@ def read_puller(obj: Mapping[str, Any]) -> PullerCR:
     The owned-entries annotation never makes the object invalid: garbage there reads as
     "owns nothing".
     """
-    if not isinstance(obj, Mapping):
-        raise InvalidPullerCR(f"{KIND} <unknown>: not an object: {type(obj).__name__}")
-    metadata = obj.get("metadata")
-    if not isinstance(metadata, Mapping):
-        raise InvalidPullerCR(f"{KIND} <unknown>: metadata is missing")
-    namespace = metadata.get("namespace")
-    name = metadata.get("name")
-    where = f"{KIND} {_text_or_unknown(namespace)}/{_text_or_unknown(name)}"
-
-    def fail(field: str, problem: str) -> InvalidPullerCR:
-        return InvalidPullerCR(f"{where}: {field} {problem}")
-
-    if not isinstance(namespace, str) or not namespace:
-        raise fail("metadata.namespace", "is missing")
-    if not isinstance(name, str) or not name:
-        raise fail("metadata.name", "is missing")
-    resource_version = metadata.get("resourceVersion")
-    if not isinstance(resource_version, str) or not resource_version:
-        raise fail("metadata.resourceVersion", "is missing")
-
+    metadata, namespace, name, resource_version = _identity(obj)
+    where = f"{KIND} {namespace}/{name}"
     spec = obj.get("spec")
     if spec is None:
         spec = {}
     if not isinstance(spec, Mapping):
-        raise fail("spec", f"is not an object: {type(spec).__name__}")
-
+        raise InvalidPullerCR(f"{where}: spec is not an object: {type(spec).__name__}")
     images = spec.get("images")
     if images is None:
         images = ""
     if not isinstance(images, str):
-        raise fail("spec.images", f"is not a string: {type(images).__name__}")
-
+        raise InvalidPullerCR(f"{where}: spec.images is not a string: {type(images).__name__}")
     node_selector = _node_selector(spec.get("nodeSelector"))
     if isinstance(node_selector, str):
-        raise fail("spec.nodeSelector", node_selector)
+        raise InvalidPullerCR(f"{where}: spec.nodeSelector {node_selector}")
     try:
         affinity = read_affinity_json(spec.get("affinity"), field="spec.affinity")
         tolerations = read_tolerations_json(spec.get("tolerations"), field="spec.tolerations")
     except PlacementError as e:
-        raise fail(e.field, e.problem) from None
-
+        raise InvalidPullerCR(f"{where}: {e.field} {e.problem}") from None
+    annotations = metadata.get("annotations")
     status = obj.get("status")
     status = status if isinstance(status, Mapping) else {}
     return PullerCR(
@@ -548,10 +520,10 @@ def read_puller(obj: Mapping[str, Any]) -> PullerCR:
         name=name,
         resource_version=resource_version,
         images=images,
-        owned=read_owned(metadata.get("annotations")),
+        owned=read_owned(annotations),
         node_selector=node_selector,
-        entry_kinds=read_entry_kinds(metadata.get("annotations")),
-        entry_tags=read_entry_tags(metadata.get("annotations")),
+        entry_kinds=read_entry_kinds(annotations),
+        entry_tags=read_entry_tags(annotations),
         affinity=affinity,
         tolerations=tolerations,
         uid=_text(metadata.get("uid")),
@@ -634,6 +606,24 @@ def parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return when if when.tzinfo is not None else None
+
+
+def _identity(obj: Any) -> tuple[Mapping[str, Any], str, str, str]:
+    """(metadata, namespace, name, resourceVersion); raises InvalidPullerCR naming what is missing."""
+    if not isinstance(obj, Mapping):
+        raise InvalidPullerCR(f"{KIND} <unknown>: not an object: {type(obj).__name__}")
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, Mapping):
+        raise InvalidPullerCR(f"{KIND} <unknown>: metadata is missing")
+    where = f"{KIND} {_text_or_unknown(metadata.get('namespace'))}/{_text_or_unknown(metadata.get('name'))}"
+    found = []
+    for key in ("namespace", "name", "resourceVersion"):
+        value = metadata.get(key)
+        if not isinstance(value, str) or not value:
+            raise InvalidPullerCR(f"{where}: metadata.{key} is missing")
+        found.append(value)
+    namespace, name, resource_version = found
+    return metadata, namespace, name, resource_version
 
 
 def _node_selector(raw: Any) -> dict[str, str] | str:

@@ -25,11 +25,13 @@ from agent.outcome import CycleResult, TargetOutcome
 from agent.plan import Candidate, Deferred, Plan
 from agent.pools import Gap, Pool
 from agent.puller import DEFAULT_DAEMONSET_NAME, DEFAULT_DEPLOYMENT_NAME, PullerState, render_images
+from agent.quantity import format_bytes
 from agent.status import ImagePresence, PullerStatus, Sync
 
 API_VERSION = "prepull-agent.io/v1"
 KIND = "CycleReport"
 MAX_REJECTIONS_SHOWN = 20
+MAX_SOURCES_SHOWN = 100  # per candidate in the JSON: an image 10,000 Notebooks use is 100 of them and a count
 DEFAULT_WIDTH = 120
 IMAGE_MIN_WIDTH = 40
 DECISION_MIN_WIDTH = 30
@@ -214,7 +216,8 @@ def _candidate_doc(c: Candidate) -> dict[str, Any]:
         "managed": c.managed,
         "reason": c.reason,
         "roles": list(c.roles),
-        "sources": [{"kind": s.kind, "namespace": s.namespace, "name": s.name} for s in c.sources],
+        "sources": [{"kind": s.kind, "namespace": s.namespace, "name": s.name} for s in c.sources[:MAX_SOURCES_SHOWN]],
+        "sources_total": len(c.sources),
     }
 
 
@@ -489,8 +492,4 @@ def _verdict(outcome: TargetOutcome, *, dry_run: bool) -> str:
     return "Written." if outcome.written else "Not written."
 
 
-def _size(n: int) -> str:
-    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
+_size = format_bytes  # the one byte formatter (agent.quantity)

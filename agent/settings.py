@@ -836,7 +836,7 @@ def _env_field(parts: list[str], var: str) -> FieldInfo:
         if _item(field.annotation):
             raise SettingsError(
                 f"{where}: {path} cannot be set from the environment; use "
-                f"{TARGET_VARIABLE}=NAMESPACE/NAME for one target, or the config file"
+                f"{TARGET_VARIABLE}=NAMESPACE/NAME[,NAMESPACE/NAME...] for the targets, or the config file"
             )
         if section is None:
             if not last:
@@ -938,16 +938,25 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, env: Mapping[st
 
 
 def with_target(settings: Settings, spec: str, *, origin: str = "target") -> Settings:
-    """`settings` with one target, "NAMESPACE/NAME", that inherits `create` from the first
-    target."""
-    namespace, slash, name = spec.strip().partition("/")
-    if not slash or not namespace or not name or "/" in name:
-        raise SettingsError(f"{origin}: {spec!r} is not NAMESPACE/NAME (e.g. openshift-operators/image-puller)")
+    """`settings` with the targets of `spec`: "NAMESPACE/NAME", or several separated by
+    commas (one per node pool, each in its own namespace), each inheriting `create` from the
+    first configured target."""
+    targets = []
+    for part in spec.split(","):
+        namespace, slash, name = part.strip().partition("/")
+        if not slash or not namespace or not name or "/" in name:
+            raise SettingsError(
+                f"{origin}: {part.strip()!r} is not NAMESPACE/NAME (e.g. openshift-operators/image-puller; "
+                "several targets are separated by commas)"
+            )
+        try:
+            targets.append(Target(namespace=namespace, name=name, create=settings.targets[0].create))
+        except SettingsError as e:
+            raise SettingsError(f"{origin}: {part.strip()!r}: {e}") from None
     try:
-        target = Target(namespace=namespace, name=name, create=settings.targets[0].create)
+        return dataclasses.replace(settings, targets=tuple(targets))
     except SettingsError as e:
         raise SettingsError(f"{origin}: {spec!r}: {e}") from None
-    return dataclasses.replace(settings, targets=(target,))
 
 
 _SETTINGS = TypeAdapter(Settings)

@@ -27,6 +27,9 @@ What an estate holds (sizes from a `Preset`):
 - Nodes with capacity, conditions and `status.images` (the largest images first, two
   names each, `sizeBytes`), drawn from the images the estate uses plus platform images.
 
+`pools=True` (`--pools`) makes the estate pool-heavy, as a GPU cluster is (see `Pools`);
+without it every preset generates exactly what it did before the option existed.
+
 `objects(preset)` yields every object in load order; `expected_counts(preset)` says how
 many of each kind it yields.
 """
@@ -36,6 +39,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import itertools
+import json
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields, replace
@@ -55,6 +59,36 @@ ADMIN_ENTRY = "ubi-minimal=registry.access.redhat.com/ubi9/ubi-minimal:latest;"
 STORAGE_INITIALIZER = "quay.io/modh/kserve-storage-initializer"
 BASE_TIME = datetime(2026, 11, 25, 8, 0, 0, tzinfo=UTC)
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+# ---- the pool-heavy estate (`Preset.pools`) -----------------------------------------------
+# What `pools=True` changes, and nothing else:
+# - every 5th node is a GPU node (20%; else every 10th), tainted nvidia.com/gpu=true:NoSchedule
+#   and labelled as the NVIDIA GPU Operator's nodes are (nvidia.com/gpu.present...), with
+#   500 GB / 1 TB disks (CPU workers: 125 / 250 GB); the first GPU node is cordoned. GPU
+#   images (CUDA workbench tags, serving runtimes, ModelCars) are cached on GPU nodes only.
+# - a second KubernetesImagePuller, `image-puller-gpu/image-puller` in its own namespace,
+#   selects nvidia.com/gpu.present=true and tolerates the taint. The CPU workers' puller is
+#   unchanged (nodeSelector worker="", no toleration: the taint keeps it off GPU nodes).
+# - CUDA workbenches, GPU runtimes and LLMInferenceServices request nvidia.com/gpu and
+#   tolerate the taint: workbenches and LLMInferenceServices in their pod template; for GPU
+#   runtimes about half of the project ServingRuntimes carry the toleration (KServe merges it
+#   into the predictor), else the InferenceService's predictor does. An InferenceService that
+#   leaves the runtime to auto-selection is a GPU one when no CPU runtime of its project or of
+#   the cluster auto-selects its model format (vLLM). 70% of the GPU InferenceServices serve a
+#   ModelCar, the CPU ones none (the ModelCar pool holds LLMs).
+# - no AMD or Gaudi hardware: no project instantiates the ROCm or Gaudi runtimes and no
+#   workbench uses a ROCm stream; both stay offered (streams, templates), hinted for
+#   amd.com/gpu and habana.ai/gaudi, so they belong on no node.
+# - `opendatahub.io/recommended-accelerators` on the CUDA and ROCm streams and on the GPU
+#   ServingRuntimes of the templates and the projects.
+GPU_PULLER_NS = "image-puller-gpu"
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
+UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+RECOMMENDED_ACCELERATORS = "opendatahub.io/recommended-accelerators"
+GPU_LABELS = {"nvidia.com/gpu.present": "true", "nvidia.com/gpu.count": "8",
+              "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "nvidia.com/gpu.memory": "81559",
+              "feature.node.kubernetes.io/pci-10de.present": "true"}
+POOLS_GPU_RUNTIME_MODELCAR_FRACTION = 0.7  # of the GPU InferenceServices
 
 # References a hostile or careless tenant writes; the agent must reject them. Everything
 # else the generator writes is a valid reference (tests/unit/test_bench.py checks it).
@@ -107,6 +141,7 @@ class Preset:
     modelcar_pool: int = 300  # distinct ModelCar URIs
     custom_image_pool: int = 200  # distinct custom workbench images
     seed: int = 1
+    pools: bool = False  # pool-heavy: a tainted GPU pool with its own puller (see `Pools`)
 
     def with_overrides(self, **overrides: Any) -> Preset:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -136,9 +171,9 @@ OVERRIDABLE = tuple(f.name for f in fields(Preset) if f.name != "name")
 def expected_counts(preset: Preset) -> dict[str, int]:
     """Objects of each kind `objects(preset)` yields, by kind name."""
     return {
-        "Namespace": preset.namespaces + 2,
+        "Namespace": preset.namespaces + 2 + preset.pools,
         "DSCInitialization": 1,
-        "KubernetesImagePuller": 1,
+        "KubernetesImagePuller": 1 + preset.pools,
         "ImageStream": preset.image_streams,
         "Template": preset.templates,
         "ClusterServingRuntime": preset.cluster_serving_runtimes,
@@ -249,6 +284,19 @@ RUNTIME_KINDS = (
 )
 # How often a project instantiates each kind (vLLM dominates, as on real clusters).
 RUNTIME_KIND_WEIGHTS = (40, 20, 6, 6, 3, 3, 4, 4, 8, 6)
+# The accelerator each GPU kind is for (its `recommended-accelerators`; else nvidia.com/gpu).
+KIND_ACCELERATORS = {"vllm-rocm-runtime": "amd.com/gpu", "vllm-gaudi-runtime": "habana.ai/gaudi"}
+
+
+def kind_accelerator(kind: RuntimeKind) -> str | None:
+    """The extended resource a runtime kind needs, None for a CPU runtime."""
+    return KIND_ACCELERATORS.get(kind.name, "nvidia.com/gpu") if kind.gpu else None
+
+
+def pool_weights() -> tuple[int, ...]:
+    """RUNTIME_KIND_WEIGHTS on a cluster with NVIDIA GPUs only: no ROCm or Gaudi runtime."""
+    return tuple(0 if kind_accelerator(k) not in (None, "nvidia.com/gpu") else w
+                 for k, w in zip(RUNTIME_KINDS, RUNTIME_KIND_WEIGHTS, strict=True))
 
 CLUSTER_RUNTIMES = (
     ("kserve-sklearnserver", "docker.io/kserve/sklearnserver", "v0.15.0", (("sklearn", "1", True, 1),)),
@@ -369,7 +417,7 @@ def catalog(preset: Preset) -> Catalog:
         modelcar_sizes.append(int(rng.uniform(0.5, 140 if "70b" in model else 20) * (1 << 30)))
 
     runtime_pick = random.Random(f"{preset.seed}/project-runtimes")
-    cum_weights = list(itertools.accumulate(RUNTIME_KIND_WEIGHTS))
+    cum_weights = list(itertools.accumulate(pool_weights() if preset.pools else RUNTIME_KIND_WEIGHTS))
     project_runtimes: list[ProjectRuntime] = []
     by_project: dict[str, list[ProjectRuntime]] = {p: [] for p in projects}
     for i in range(preset.serving_runtimes):
@@ -406,6 +454,8 @@ def objects(preset: Preset) -> Iterator[JSON]:
     yield from namespaces(cat)
     yield dsci()
     yield puller()
+    if preset.pools:
+        yield gpu_puller()
     yield from image_streams(cat)
     yield from templates(cat)
     yield from cluster_serving_runtimes(cat)
@@ -434,6 +484,8 @@ def namespaces(cat: Catalog) -> Iterator[JSON]:
            "status": {"phase": "Active"}}
     yield {**_obj(NAMESPACE, OPERATORS_NS, labels={"openshift.io/cluster-monitoring": "true"}),
            "status": {"phase": "Active"}}
+    if cat.preset.pools:
+        yield {**_obj(NAMESPACE, GPU_PULLER_NS), "status": {"phase": "Active"}}
     for i, ns in enumerate(cat.projects):
         yield {**_obj(NAMESPACE, ns, labels={"opendatahub.io/dashboard": "true", "modelmesh-enabled": "false"},
                       annotations={"openshift.io/display-name": ns.replace("-", " ").title(),
@@ -461,6 +513,22 @@ def puller() -> JSON:
             "status": {"imagePullerImage": "quay.io/eclipse/kubernetes-image-puller:next"}}
 
 
+def gpu_puller() -> JSON:
+    """The GPU pool's puller (pool-heavy estate): its own namespace, nodeSelector, toleration."""
+    doc = puller()
+    doc["metadata"]["namespace"] = GPU_PULLER_NS
+    doc["spec"]["nodeSelector"] = '{"nvidia.com/gpu.present": "true"}'
+    doc["spec"]["tolerations"] = '[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]'
+    return doc
+
+
+def stream_accelerator(stream: Stream) -> str | None:
+    """The accelerator a stream's images are built for (by its display name), else None."""
+    if "ROCm" in stream.display or "rocm" in stream.name:
+        return "amd.com/gpu"
+    return "nvidia.com/gpu" if "CUDA" in stream.display else None
+
+
 def image_streams(cat: Catalog) -> Iterator[JSON]:
     rng = random.Random(f"{cat.preset.seed}/imagestreams")
     for order, s in enumerate(cat.streams):
@@ -472,6 +540,8 @@ def image_streams(cat: Catalog) -> Iterator[JSON]:
                        "opendatahub.io/notebook-image-url": "https://github.com/red-hat-data-services/notebooks"}
         if s.hidden:
             annotations["opendatahub.io/notebook-image-hidden"] = "true"
+        if cat.preset.pools and (accelerator := stream_accelerator(s)):
+            annotations[RECOMMENDED_ACCELERATORS] = json.dumps([accelerator])
         spec_tags, status_tags = [], []
         for t in s.tags:
             notes = {"opendatahub.io/notebook-software": '[{"name":"Python","version":"v3.11"}]',
@@ -549,6 +619,8 @@ def templates(cat: Catalog) -> Iterator[JSON]:
                                                 "opendatahub.io/runtime-version": f"v{version}"},
                                 "labels": {"opendatahub.io/dashboard": "true"}},
                    "spec": _runtime_spec(kind, runtime_image(kind, version))}
+        if cat.preset.pools and (accelerator := kind_accelerator(kind)):
+            runtime["metadata"]["annotations"][RECOMMENDED_ACCELERATORS] = json.dumps([accelerator])
         yield {**_obj(TEMPLATE, name, APPS_NS,
                       labels={"opendatahub.io/dashboard": "true", "opendatahub.io/ootb": str(shipped).lower(),
                               "app.opendatahub.io/kserve": "true"},
@@ -578,19 +650,33 @@ def serving_runtimes(cat: Catalog) -> Iterator[JSON]:
         spec = _runtime_spec(kind, image)
         if r.disabled:
             spec["disabled"] = True
+        annotations = {"openshift.io/display-name": r.name, "opendatahub.io/apiProtocol": "REST",
+                       "opendatahub.io/template-name": f"{kind.name}-template",
+                       "opendatahub.io/template-display-name": kind.display,
+                       "opendatahub.io/serving-runtime-scope": "global"}
+        if cat.preset.pools and (accelerator := kind_accelerator(kind)):
+            annotations[RECOMMENDED_ACCELERATORS] = json.dumps([accelerator])
+            if runtime_tolerates_gpu(r):
+                spec["tolerations"] = [GPU_TOLERATION]
         yield {**_obj(SERVING_RUNTIME, r.name, r.namespace, labels={"opendatahub.io/dashboard": "true"},
-                      annotations={"openshift.io/display-name": r.name, "opendatahub.io/apiProtocol": "REST",
-                                   "opendatahub.io/template-name": f"{kind.name}-template",
-                                   "opendatahub.io/template-display-name": kind.display,
-                                   "opendatahub.io/serving-runtime-scope": "global"}),
+                      annotations=annotations),
                "spec": spec}
+
+
+def runtime_tolerates_gpu(r: ProjectRuntime) -> bool:
+    """Pool-heavy estate: whether a project's GPU runtime carries the GPU toleration itself
+    (about half do; the InferenceServices of the others carry it in their predictor)."""
+    return int(digest(f"tolerates:{r.namespace}/{r.name}")[7:9], 16) % 2 == 0
 
 
 def notebooks(cat: Catalog) -> Iterator[JSON]:
     p = cat.preset
     rng = random.Random(f"{p.seed}/notebooks")
     pick_ns = _Zipf(len(cat.projects), 0.8)
-    pick_stream = _Zipf(len(cat.workbench_streams), 1.0)
+    # Pool-heavy: no AMD GPU anywhere, so nobody runs a ROCm workbench (it stays offered).
+    streams = [s for s in cat.workbench_streams if stream_accelerator(s) != "amd.com/gpu"] if p.pools \
+        else cat.workbench_streams
+    pick_stream = _Zipf(len(streams), 1.0)
     pick_custom = _Zipf(max(1, len(cat.custom_images)), 0.7)
     for i in range(p.notebooks):
         ns = cat.projects[pick_ns(rng)]
@@ -607,7 +693,7 @@ def notebooks(cat: Catalog) -> Iterator[JSON]:
         elif roll < p.invalid_image_fraction + p.custom_image_fraction and cat.custom_images:
             image = cat.custom_images[pick_custom(rng)]
         else:
-            stream = cat.workbench_streams[pick_stream(rng)]
+            stream = streams[pick_stream(rng)]
             t = rng.random()
             tag = stream.tags[0] if t < 0.6 or len(stream.tags) == 1 else (
                 stream.tags[1] if t < 0.85 else rng.choice(stream.tags))
@@ -673,10 +759,11 @@ def notebooks(cat: Catalog) -> Iterator[JSON]:
                "status": status}
 
 
-def _auto_formats(cat: Catalog, ns: str) -> list[str]:
+def _auto_formats(cat: Catalog, ns: str, *, cpu: bool = False) -> list[str]:
+    """Model formats some runtime of `ns` or of the cluster auto-selects (`cpu`: a CPU one)."""
     formats = {f[0] for _, _, _, fs in cat.cluster_runtimes for f in fs if f[2]}
     for r in cat.runtimes_by_project.get(ns, ()):
-        if not r.disabled:
+        if not r.disabled and not (cpu and r.kind.gpu):
             formats.update(f[0] for f in r.kind.formats if f[2])
     return sorted(formats)
 
@@ -711,15 +798,22 @@ def inference_services(cat: Catalog) -> Iterator[JSON]:
         else:
             model = {"modelFormat": {"name": rng.choice(_auto_formats(cat, ns))}}
         if model:
-            if cat.modelcars and rng.random() < p.modelcar_fraction:
+            auto = "runtime" not in model
+            gpu = runtime.kind.gpu if runtime is not None else (
+                p.pools and auto and model["modelFormat"]["name"] not in _auto_formats(cat, ns, cpu=True))
+            modelcar_fraction = p.modelcar_fraction
+            if p.pools:  # the ModelCar pool holds LLMs: served on GPUs
+                modelcar_fraction = POOLS_GPU_RUNTIME_MODELCAR_FRACTION if gpu else 0.0
+            if cat.modelcars and rng.random() < modelcar_fraction:
                 model["storageUri"] = cat.modelcars[pick_modelcar(rng)]
             else:
                 model["storageUri"] = rng.choice((f"s3://models/{ns}/{name}", f"pvc://models-pvc/{name}",
                                                   f"hf://ibm-granite/{MODELS[i % len(MODELS)]}"))
             model["resources"] = {"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"cpu": "8", "memory": "24Gi"}}
-            if runtime is not None and runtime.kind.gpu:
+            if gpu:
                 model["resources"]["requests"]["nvidia.com/gpu"] = model["resources"]["limits"]["nvidia.com/gpu"] = "1"
-                predictor["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+                if not (p.pools and runtime is not None and runtime_tolerates_gpu(runtime)):
+                    predictor["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
             model["args"] = ["--max-model-len=8192"] if model["modelFormat"]["name"] == "vLLM" else []
             predictor["model"] = model
         ready = rng.random() < 0.8
@@ -760,7 +854,8 @@ def llm_inference_services(cat: Catalog) -> Iterator[JSON]:
                         "template": {"containers": [{
                             "name": "main", "image": LLM_SERVING_IMAGE, "args": ["--max-model-len=16384"],
                             "resources": {"requests": {"cpu": "4", "memory": "32Gi", "nvidia.com/gpu": "1"},
-                                          "limits": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"}}}]}},
+                                          "limits": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"}}}],
+                                     **({"tolerations": [GPU_TOLERATION]} if cat.preset.pools else {})}},
                "status": {"url": f"https://inference.apps.rhoai.example.com/{ns}/{name}",
                           "conditions": [{"type": "Ready", "status": "True" if ready else "False",
                                           "lastTransitionTime": _ts(rng, 30)}]}}
@@ -785,13 +880,16 @@ def _node_images(cat: Catalog) -> tuple[list[tuple[list[str], int]], list[tuple[
     platform.append(([f"{STORAGE_INITIALIZER}@{digest('storage-initializer')}", f"{STORAGE_INITIALIZER}:rhoai-2.19"],
                      1052688384))
     workload = []
+    gpu = []
     for s in cat.workbench_streams:
+        # Pool-heavy: CUDA and ROCm images were only ever pulled on GPU nodes.
+        cached_on = gpu if cat.preset.pools and stream_accelerator(s) else workload
         for t in s.tags:
             if rng.random() < 0.5:  # pulled through the internal registry tag
                 names = [f"{INTERNAL_REGISTRY}/{APPS_NS}/{s.name}@{t.image_digest}", s.internal(t.tag)]
             else:  # pulled by digest
                 names = [t.status_reference, f"{t.upstream}:{t.tag}"]
-            workload.append((names, t.size))
+            cached_on.append((names, t.size))
     for i, image in enumerate(cat.custom_images):
         if "@" in image:
             names = [image, image.partition("@")[0] + ":latest"]
@@ -800,7 +898,6 @@ def _node_images(cat: Catalog) -> tuple[list[tuple[list[str], int]], list[tuple[
         workload.append((names, int(rng.uniform(1, 6) * (1 << 30))))
     for name, repo, tag, _ in cat.cluster_runtimes:
         workload.append(([f"{repo}@{digest(f'csr:{name}')}", f"{repo}:{tag}"], int(rng.uniform(1, 3) * (1 << 30))))
-    gpu = []
     for kind in RUNTIME_KINDS:
         gpu.append(([runtime_image(kind), f"{kind.repo}:{kind.tag}"], kind.size))
     for uri, size in zip(cat.modelcars, cat.modelcar_sizes, strict=True):
@@ -822,8 +919,9 @@ def nodes(cat: Catalog) -> Iterator[JSON]:
     rng = random.Random(f"{p.seed}/nodes")
     platform, workload, gpu_images = _node_images(cat)
     n = p.images_per_node
+    gpu_every = 5 if p.pools else 10
     for i in range(p.nodes):
-        is_gpu = i % 10 == 9
+        is_gpu = i % gpu_every == gpu_every - 1
         name = f"worker-gpu-{i:03d}" if is_gpu else f"worker-{i:03d}"
         zone = f"zone-{'abc'[i % 3]}"
         n_platform = min(len(platform), n * 2 // 5)
@@ -838,17 +936,23 @@ def nodes(cat: Catalog) -> Iterator[JSON]:
                   "node-role.kubernetes.io/worker": "", "node.openshift.io/os_id": "rhcos",
                   "topology.kubernetes.io/zone": zone}
         if is_gpu:
-            labels["nvidia.com/gpu.present"] = "true"
+            labels.update(GPU_LABELS if p.pools else {"nvidia.com/gpu.present": "true"})
         beat = _ts(rng, 0.01)
         boot = digest(f"boot:{name}")[7:39]
         capacity = {"cpu": "64" if is_gpu else "16", "ephemeral-storage": disk, "hugepages-1Gi": "0",
                     "hugepages-2Mi": "0", "memory": "263842324Ki" if is_gpu else "65843868Ki", "pods": "250"}
         if is_gpu:
             capacity["nvidia.com/gpu"] = "8"
+        spec: JSON = {"providerID": f"baremetalhost:///openshift-machine-api/{name}/{boot}"}
+        if p.pools and is_gpu:
+            cordoned = i == gpu_every - 1  # the first GPU node, for a driver update
+            if cordoned:
+                spec["unschedulable"] = True
+            spec["taints"] = [UNSCHEDULABLE_TAINT, GPU_TAINT] if cordoned else [GPU_TAINT]
         yield {**_obj(NODE, name, labels=labels,
                       annotations={"machineconfiguration.openshift.io/currentConfig": "rendered-worker-5b9f0d1c7e",
                                    "machineconfiguration.openshift.io/state": "Done"}),
-               "spec": {"providerID": f"baremetalhost:///openshift-machine-api/{name}/{boot}"},
+               "spec": spec,
                "status": {
                    "capacity": capacity,
                    "allocatable": {**capacity, "cpu": "63500m" if is_gpu else "15500m"},
@@ -940,13 +1044,16 @@ def add_size_flags(parser: Any) -> None:
     for f in fields(Preset):
         if f.name == "name":
             continue
+        if f.type in ("bool", bool):
+            continue
         kind = float if f.type in ("float", float) else int
         sizes.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, metavar="N")
+    parser.add_argument("--pools", dest="pools", action="store_const", const=True, default=None,
+                        help="pool-heavy estate: a tainted GPU pool with its own puller (bench/generate.py, Pools)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
-    import json
 
     parser = argparse.ArgumentParser(prog="python -m bench.generate",
                                      description="Fill a cluster with a synthetic OpenShift AI estate.")
@@ -983,8 +1090,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _hostile(args: Any) -> int:
-    import json
-
     from bench import hostile
 
     if args.counts:

@@ -11,6 +11,7 @@ the noise other users of the machine cause; min over the repeats is reported.
 the GIL as a socket wait does), to see how the agent overlaps server time with its work.
 
     python -m bench.replay RECORDING.pkl [--repeat N] [--server-seconds-per-mb S] [--agent-path DIR]
+                           [--config FILE]
 """
 
 from __future__ import annotations
@@ -73,13 +74,13 @@ class ReplayApiClient:
         pass
 
 
-def measure(recording: Recording, *, repeat: int, seconds_per_mb: float) -> dict[str, Any]:
+def measure(recording: Recording, *, repeat: int, seconds_per_mb: float, config: str | None = None) -> dict[str, Any]:
     from agent import logs
     from agent.cycle import run_cycle
     from agent.kube.client import Kube
     from agent.settings import load_settings
 
-    settings = load_settings(None, env={})
+    settings = load_settings(config, env={})
     logs.configure(fmt="json", level=settings.logging.level)
     floor_times, cycle_times = [], []
     requests = 0
@@ -113,12 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--server-seconds-per-mb", type=float, default=0.0)
     parser.add_argument("--agent-path", metavar="DIR", help="import `agent` from DIR/agent")
+    parser.add_argument("--config", metavar="FILE", help="the agent's configuration file (its targets)")
     args = parser.parse_args(argv)
     if args.agent_path:  # before the working directory, which `python -m` puts first
         sys.path.insert(0, args.agent_path)
     with open(args.recording, "rb") as fh:
         recording: Recording = pickle.load(fh)
-    print(json.dumps(measure(recording, repeat=args.repeat, seconds_per_mb=args.server_seconds_per_mb)))
+    print(json.dumps(measure(recording, repeat=args.repeat, seconds_per_mb=args.server_seconds_per_mb,
+                             config=args.config)))
     sys.stdout.flush()
     return 0
 

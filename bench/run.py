@@ -2,7 +2,7 @@
 
 - the floor: the same lists the agent makes (same paths, label selectors, `limit`), as
   paginated raw GETs, reading each page and `json.loads`-ing it; nothing else. Plus the
-  two fixed GETs the agent makes (the DSCInitialization list, the puller CR). In process.
+  fixed GETs the agent makes (the DSCInitialization list, each target's puller CR). In process.
 - the agent: `prepull-agent once --dry-run --output json`, a child process, its wall time
   end to end (interpreter start-up and imports included), its own `cycle.duration_seconds`
   (observe + resolve + plan, what a `serve` cycle costs), its peak RSS (GNU time's %M for
@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,10 @@ MiB = 1024 * 1024
 # ---- the floor -----------------------------------------------------------------------------
 
 
-def floor(kubeconfig: str, *, page_size: int, target: tuple[str, str],
+def floor(kubeconfig: str, *, page_size: int, targets: Sequence[tuple[str, str]],
           record: dict[Any, bytes] | None = None) -> dict[str, Any]:
     """List what the agent lists, as cheaply as a Python client can: GET, read, json.loads.
+    Then GET each target's CR, as the agent does.
 
     `record`, when given, receives every answer keyed as `bench.replay` looks them up."""
     from agent.kube import kinds
@@ -79,8 +81,9 @@ def floor(kubeconfig: str, *, page_size: int, target: tuple[str, str],
                         break
                     query["continue"] = token
             objects[source.kind.kind] = count
-        _get(raw, kinds.IMAGE_PULLER.path(namespace=target[0], name=target[1]), None, record)
-        fixed += 1
+        for namespace, name in targets:
+            _get(raw, kinds.IMAGE_PULLER.path(namespace=namespace, name=name), None, record)
+            fixed += 1
         seconds = time.perf_counter() - started
         cpu_seconds = time.process_time() - cpu_started
     finally:
@@ -156,25 +159,37 @@ def run_child(cmd: list[str], *, timeout: float = 1800, agent_path: str | None =
                 "stdout": out.read().decode(errors="replace"), "stderr": err.read().decode(errors="replace")}
 
 
-def agent_command(kubeconfig: str) -> list[str]:
+def agent_command(kubeconfig: str, config: str | None = None) -> list[str]:
+    """`once --dry-run --output json`; `config`: the agent's configuration file (its targets)."""
     script = Path(sys.executable).parent / "prepull-agent"
     base = [str(script)] if script.exists() else [sys.executable, "-m", "agent"]
-    return [*base, "once", "--dry-run", "--output", "json", "--kubeconfig", kubeconfig]
+    return [*base, "once", "--dry-run", "--output", "json", "--kubeconfig", kubeconfig,
+            *(["--config", config] if config else [])]
 
 
-def agent(kubeconfig: str, agent_path: str | None = None) -> dict[str, Any]:
-    child = run_child(agent_command(kubeconfig), agent_path=agent_path)
+def target_docs(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-target parts of `--output json`: `targets[]` (the agent since node pools,
+    always; before them, for several targets), else the document itself (one target, before)."""
+    return list(doc["targets"]) if "targets" in doc else [doc]
+
+
+def agent(kubeconfig: str, agent_path: str | None = None, config: str | None = None) -> dict[str, Any]:
+    child = run_child(agent_command(kubeconfig, config), agent_path=agent_path)
     if child["returncode"] != 0:
         raise RuntimeError(f"the agent exited {child['returncode']}:\n{child['stderr'][-3000:]}")
     doc = json.loads(child["stdout"])
-    cycle = doc["cycle"]
+    cycle = doc["cycle"] if "cycle" in doc else target_docs(doc)[0]["cycle"]
+    targets = target_docs(doc)
+    first = targets[0]
+    candidates = [c for t in targets for c in t.get("candidates", [])]
     return {"seconds": child["seconds"], "cycle_seconds": cycle["duration_seconds"],
             "requests": cycle["requests"], "listed": cycle["listed"], "failed": cycle["failed"],
             "missing": cycle["missing"], "peak_rss_bytes": child["peak_rss_bytes"],
             "cpu_seconds": round(child["user_seconds"] + child["system_seconds"], 3),
-            "rss_source": child["rss_source"],
-            "candidates": len(doc.get("candidates", [])), "rejected": len(doc.get("rejected", [])),
-            "problems": len(doc.get("problems", [])), "selected": sum(c["selected"] for c in doc.get("candidates", [])),
+            "rss_source": child["rss_source"], "targets": len(targets),
+            "candidates": len(candidates), "rejected": len(doc.get("rejected", first.get("rejected", []))),
+            "problems": len(doc.get("problems", first.get("problems", []))),
+            "selected": sum(c["selected"] for c in candidates),
             "output_bytes": len(child["stdout"]), "log_lines": child["stderr"].count("\n")}
 
 
@@ -189,7 +204,7 @@ def naive(kubeconfig: str, applications_namespace: str) -> dict[str, Any]:
 
 
 def replay(recording: dict[Any, bytes], *, repeat: int, agent_path: str | None,
-           seconds_per_mb: float = 0.0) -> dict[str, Any]:
+           seconds_per_mb: float = 0.0, config: str | None = None) -> dict[str, Any]:
     """The agent's cycle against recorded answers (no server), in a child: see bench.replay."""
     import pickle
 
@@ -198,13 +213,14 @@ def replay(recording: dict[Any, bytes], *, repeat: int, agent_path: str | None,
         fh.flush()
         child = run_child([sys.executable, "-m", "bench.replay", fh.name, "--repeat", str(repeat),
                            "--server-seconds-per-mb", str(seconds_per_mb),
-                           *(["--agent-path", agent_path] if agent_path else [])])
+                           *(["--agent-path", agent_path] if agent_path else []),
+                           *(["--config", config] if config else [])])
     if child["returncode"] != 0:
         raise RuntimeError(f"the replay exited {child['returncode']}:\n{child['stderr'][-3000:]}")
     return {**json.loads(child["stdout"].strip().splitlines()[-1]), "peak_rss_bytes": child["peak_rss_bytes"]}
 
 
-def profile(kubeconfig: str, out_dir: Path, agent_path: str | None = None) -> str:
+def profile(kubeconfig: str, out_dir: Path, agent_path: str | None = None, config: str | None = None) -> str:
     """One more agent run under cProfile (not timed); returns the top of the report."""
     import pstats
 
@@ -212,7 +228,7 @@ def profile(kubeconfig: str, out_dir: Path, agent_path: str | None = None) -> st
     prof = out_dir / "agent.prof"
     script = Path(sys.executable).parent / "prepull-agent"
     cmd = [sys.executable, "-m", "cProfile", "-o", str(prof), str(script),
-           *agent_command(kubeconfig)[1:]]
+           *agent_command(kubeconfig, config)[1:]]
     child = run_child(cmd, agent_path=agent_path)
     if child["returncode"] != 0:
         raise RuntimeError(f"the profiled agent exited {child['returncode']}:\n{child['stderr'][-3000:]}")
@@ -240,9 +256,9 @@ def benchmark(args: argparse.Namespace, kubeconfig: str, preset: generate.Preset
               cluster_start_seconds: float | None) -> dict[str, Any]:
     from agent.settings import load_settings
 
-    settings = load_settings(None, env={})
+    settings = load_settings(args.agent_config, env={})
     page_size = settings.kube.page_size
-    target = (settings.targets[0].namespace, settings.targets[0].name)
+    targets = [(t.namespace, t.name) for t in settings.targets]
     loadavg_start = os.getloadavg()
 
     load_report = None
@@ -274,11 +290,11 @@ def benchmark(args: argparse.Namespace, kubeconfig: str, preset: generate.Preset
     loadavg_measure = os.getloadavg()
     note(f"measuring (load average {loadavg_measure[0]:.2f}): {args.repeat} x (floor, agent), then naive")
     recording: dict[Any, bytes] = {}
-    floor(kubeconfig, page_size=page_size, target=target, record=recording)  # warm-up, untimed
+    floor(kubeconfig, page_size=page_size, targets=targets, record=recording)  # warm-up, untimed
     floors, agents = [], []
     for i in range(args.repeat):
-        floors.append(floor(kubeconfig, page_size=page_size, target=target))
-        agents.append(agent(kubeconfig, args.agent_path))
+        floors.append(floor(kubeconfig, page_size=page_size, targets=targets))
+        agents.append(agent(kubeconfig, args.agent_path, args.agent_config))
         note(f"  run {i + 1}: floor {floors[-1]['seconds']:.3f}s, agent cycle {agents[-1]['cycle_seconds']:.3f}s, "
              f"end-to-end {agents[-1]['seconds']:.3f}s, peak RSS {agents[-1]['peak_rss_bytes'] / MiB:.0f} MiB")
     f0, a0 = floors[0], agents[0]
@@ -288,11 +304,13 @@ def benchmark(args: argparse.Namespace, kubeconfig: str, preset: generate.Preset
         note(f"  naive: {naive_result['seconds']:.3f}s, peak RSS {naive_result['peak_rss_bytes'] / MiB:.0f} MiB")
     client_only = None
     if args.replay_repeat:
-        client_only = replay(recording, repeat=args.replay_repeat, agent_path=args.agent_path)
+        client_only = replay(recording, repeat=args.replay_repeat, agent_path=args.agent_path,
+                             config=args.agent_config)
         note(f"  client only (recorded answers): json.loads {client_only['floor_seconds']:.3f}s, "
              f"agent cycle {client_only['cycle_seconds']:.3f}s, ratio {client_only['ratio']:.2f}")
     del recording
-    profile_text = profile(kubeconfig, Path(args.profile), args.agent_path) if args.profile else None
+    profile_text = (profile(kubeconfig, Path(args.profile), args.agent_path, args.agent_config)
+                    if args.profile else None)
 
     floor_s = statistics.median(f["seconds"] for f in floors)
     cycle_s = statistics.median(a["cycle_seconds"] for a in agents)
@@ -323,6 +341,8 @@ def benchmark(args: argparse.Namespace, kubeconfig: str, preset: generate.Preset
         "agent_cpu_seconds": statistics.median(a["cpu_seconds"] for a in agents),
         "floor_cpu_seconds": round(statistics.median(f["cpu_seconds"] for f in floors), 3),
         "agent_path": args.agent_path,
+        "agent_config": args.agent_config,
+        "agent_targets": [f"{ns}/{name}" for ns, name in targets],
         "requests": requests,
         "requests_expected": expected_requests,
         "requests_ok": all(a["requests"] == expected_requests for a in agents),
@@ -387,6 +407,8 @@ def table(r: dict[str, Any]) -> str:
         ("client only: json.loads / cycle", "-" if not r["client_only"] else
          f"{r['client_only']['floor_seconds']:.3f} s / {r['client_only']['cycle_seconds']:.3f} s: "
          f"ratio {r['client_only']['ratio']:.2f} (recorded answers, no server)"),
+        ("agent targets", ", ".join(r.get("agent_targets") or ["-"])
+         + (f" (--config {r['agent_config']})" if r.get("agent_config") else "")),
         ("agent peak RSS", mib(r["agent_peak_rss_bytes"])),
         ("agent requests", f"{r['requests']} (pages {r['pages']} + fixed GETs {r['fixed_gets']} = "
                            f"{r['requests_expected']}: {'ok' if r['requests_ok'] else 'MISMATCH'})"),
@@ -432,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait-timeout", type=float, default=600, help="longest wait for --wait-for-load (s)")
     parser.add_argument("--agent-path", metavar="DIR",
                         help="run the agent package found in DIR (DIR/agent/...) instead of the installed one")
+    parser.add_argument("--agent-config", metavar="FILE",
+                        help="the agent's configuration file (--config), e.g. samples/agent-config.yaml for "
+                             "two targets; the floor GETs each of its targets")
     parser.add_argument("--hostile", action="store_true",
                         help="also load the hostile project of bench/hostile.py (once) and measure with it")
     parser.add_argument("--baseline", metavar="FILE",

@@ -75,7 +75,7 @@ class MisfitKind(StrEnum):
 
 _NODE_TEXT = {
     MisfitKind.RESOURCE: "no {} allocatable",
-    MisfitKind.ONE_OF: "none of {} allocatable",
+    MisfitKind.ONE_OF: "no {} allocatable",
     MisfitKind.LABEL: "label {} not on the node",
     MisfitKind.AFFINITY: "required node affinity not met{}",
     MisfitKind.TAINT: "taint {} not tolerated",
@@ -83,7 +83,7 @@ _NODE_TEXT = {
 }
 _POOL_TEXT = {
     MisfitKind.RESOURCE: "no node of this pool has {}",
-    MisfitKind.ONE_OF: "no node of this pool has any of {}",
+    MisfitKind.ONE_OF: "no node of this pool has {}",
     MisfitKind.LABEL: "no node of this pool has label {}",
     MisfitKind.AFFINITY: "no node of this pool meets the required node affinity{}",
     MisfitKind.TAINT: "taint {} not tolerated",
@@ -125,7 +125,7 @@ def misfit(placement: Placement, node: NodeInfo, *, include_transient: bool = Fa
     if missing:
         return Misfit(MisfitKind.RESOURCE, ", ".join(missing))
     if placement.one_of_resources and placement.one_of_resources.isdisjoint(node.extended):
-        return Misfit(MisfitKind.ONE_OF, ", ".join(sorted(placement.one_of_resources)))
+        return Misfit(MisfitKind.ONE_OF, " or ".join(sorted(placement.one_of_resources)))
     labels = node.labels
     for key, value in placement.node_selector:
         if labels.get(key) != value:

@@ -31,7 +31,14 @@ from kubernetes.config import new_client_from_config
 
 from agent.kube import kinds
 from agent.observe import SOURCES
-from agent.puller import DEFAULT_DAEMONSET_NAME, DEFAULT_DEPLOYMENT_NAME, OWNED_ANNOTATION, puller_view, read_owned
+from agent.puller import (
+    DEFAULT_DAEMONSET_NAME,
+    DEFAULT_DEPLOYMENT_NAME,
+    OWNED_ANNOTATION,
+    puller_view,
+    read_owned,
+    read_puller,
+)
 from agent.report import puller_role_rules
 from agent.settings import load_settings
 from tests.harness.cluster import ClusterUnavailable, LocalCluster, binaries_dir
@@ -41,7 +48,7 @@ from tests.integration.conftest import ADMIN_ENTRY, ALL_READS, REPO_ROOT
 JSON = dict[str, Any]
 
 MANIFESTS = REPO_ROOT / "manifests"
-OVERLAYS = ("deployment", "cronjob", "deployment-monitoring")
+OVERLAYS = ("deployment", "cronjob", "deployment-monitoring", "deployment-gpu")
 AGENT_NS = "prepull-agent"
 SA = "prepull-agent"
 PULLER_NS = "openshift-operators"
@@ -73,6 +80,13 @@ WORKLOADS = {
 WORKLOADS["deployment-monitoring"] = WORKLOADS["deployment"] | {
     ("ServiceMonitor", AGENT_NS, "prepull-agent"),
     ("PrometheusRule", AGENT_NS, "prepull-agent"),
+}
+GPU_NS = "image-puller-gpu"
+WORKLOADS["deployment-gpu"] = WORKLOADS["deployment"] | {
+    ("Namespace", "", GPU_NS),
+    ("KubernetesImagePuller", GPU_NS, PULLER),
+    ("Role", GPU_NS, "prepull-agent-puller"),
+    ("RoleBinding", GPU_NS, "prepull-agent-puller"),
 }
 MONITORING_CRDS = REPO_ROOT / "tests" / "data" / "crds" / "monitoring.coreos.com.yaml"
 
@@ -153,13 +167,15 @@ def test_each_overlay_renders_the_base_and_its_workload(rendered, overlay):
     keys = [key(o) for o in objs]
     assert len(keys) == len(set(keys)), "an object is rendered twice"
     assert set(keys) == BASE | WORKLOADS[overlay]
-    # No kustomize-wide namespace: the puller's Role stays in the puller's namespace and
-    # everything else is in the agent's.
+    # No kustomize-wide namespace: each puller's Role stays in that puller's namespace, the
+    # GPU pool's puller in its own, and everything else is in the agent's.
     for kind, namespace, name in keys:
         if kind in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
             assert namespace == ""
         elif name == "prepull-agent-puller":
-            assert namespace == PULLER_NS
+            assert namespace in (PULLER_NS, GPU_NS)
+        elif kind == "KubernetesImagePuller":
+            assert namespace == GPU_NS
         else:
             assert namespace == AGENT_NS, (kind, name)
 
@@ -235,6 +251,28 @@ def test_the_config_map_is_a_configuration_the_agent_accepts_and_matches_rbac(re
     port = only_container(find(objs, "Deployment", "prepull-agent")["spec"]["template"])["ports"]
     assert port == [{"name": "metrics", "containerPort": settings.serve.port, "protocol": "TCP"}]
     assert settings.logging.format == "json"
+
+
+def test_the_gpu_target_adds_a_puller_per_pool_with_rbac_for_exactly_that_cr(rendered, tmp_path):
+    """components/gpu-target: the GPU pool's puller in its own namespace, selecting the GPU
+    nodes and tolerating their taint; the agent's targets name both pullers, and each
+    target has a Role that lets the agent read and patch that CR only, get its puller's
+    Deployment and DaemonSet, and post Events."""
+    _, objs = rendered["deployment-gpu"]
+    container = only_container(find(objs, "Deployment", "prepull-agent")["spec"]["template"])
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    config = tmp_path / "config.yaml"
+    config.write_text(find(objs, "ConfigMap", "prepull-agent-config")["data"]["config.yaml"])
+    settings = load_settings(config, env={"PREPULL_TARGET": env["PREPULL_TARGET"]})
+    assert [(t.namespace, t.name) for t in settings.targets] == [(PULLER_NS, PULLER), (GPU_NS, PULLER)]
+    for target in settings.targets:
+        role = next(o for o in objs if key(o) == ("Role", target.namespace, "prepull-agent-puller"))
+        assert role["rules"] == puller_role_rules(target.name)
+    gpu = read_puller({**find(objs, "KubernetesImagePuller", PULLER), "metadata": {
+        "name": PULLER, "namespace": GPU_NS, "resourceVersion": "1"}})
+    assert gpu.node_selector == {"nvidia.com/gpu.present": "true"}
+    assert [(t.key, t.operator, t.effect) for t in gpu.tolerations] == [("nvidia.com/gpu", "Exists", "NoSchedule")]
+    assert gpu.entries(), "an empty list makes the operator pull its default images"
 
 
 def restricted_v2_violations(template: JSON) -> list[str]:

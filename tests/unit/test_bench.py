@@ -169,3 +169,91 @@ def test_the_hostile_project_is_loadable_and_as_described() -> None:
                 json.loads(o[hostile.RAW])
     assert seen == Counter({"Namespace": 1, "LLMInferenceService": 1, "Notebook": 1 + 12 + 12 + 8 + 10,
                             "ServingRuntime": 400, "InferenceService": 400 + 300, "ImageStream": 10})
+
+
+# ---- the pool-heavy estate (--pools) -------------------------------------------------------
+
+POOLS = TINY.with_overrides(pools=True, nodes=10, image_streams=10)
+
+
+def _read(objs: list[dict]):
+    o = Observation(applications_namespace=generate.APPS_NS)
+    for obj in objs:
+        kind = obj["kind"]
+        if kind == "ImageStream":
+            o.streams.extend(read_image_stream(obj, applications_namespace=o.applications_namespace))
+        elif kind == "Notebook":
+            o.workloads.extend(read_notebook(obj))
+        elif kind in (SERVING_RUNTIME, CLUSTER_SERVING_RUNTIME):
+            o.serving.extend(read_serving_runtime(obj, kind=kind, applications_namespace=o.applications_namespace))
+        elif kind == "Template":
+            o.serving.extend(read_template(obj))
+        elif kind == "InferenceService":
+            o.serving.extend(read_inference_service(obj))
+        elif kind == "LLMInferenceService":
+            o.workloads.extend(read_llm_inference_service(obj))
+        elif kind == "Node":
+            read_node(obj, o.nodes)
+    return o
+
+
+def test_without_pools_no_preset_has_a_pool() -> None:
+    """`--pools` adds; the presets generate what they did before it existed: one puller, no
+    taint, no accelerator hint."""
+    objs = list(generate.objects(TINY.with_overrides(nodes=10, image_streams=10)))
+    assert [o["metadata"]["namespace"] for o in objs if o["kind"] == "KubernetesImagePuller"] == [generate.OPERATORS_NS]
+    assert not any(o["spec"].get("taints") for o in objs if o["kind"] == "Node")
+    assert generate.RECOMMENDED_ACCELERATORS not in json.dumps(objs)
+
+
+def test_the_pools_estate_is_loadable() -> None:
+    objs = list(generate.objects(POOLS))
+    assert Counter(o["kind"] for o in objs) == Counter(generate.expected_counts(POOLS))
+    n_ns = [o["kind"] for o in objs].count("Namespace")
+    assert generate.GPU_PULLER_NS in {o["metadata"]["name"] for o in objs[:n_ns]}
+    gpu = [o for o in objs if o["kind"] == "Node" and "nvidia.com/gpu" in o["status"]["allocatable"]]
+    assert len(gpu) == POOLS.nodes // 5
+    assert all(generate.GPU_TAINT in n["spec"]["taints"] for n in gpu)
+    assert [n["spec"].get("unschedulable", False) for n in gpu] == [True] + [False] * (len(gpu) - 1)
+    for o in objs:
+        for field, ref in generate.image_references(o):
+            if ref not in generate.INVALID_IMAGES:
+                parse_reference(ref)
+
+
+def test_the_pools_estate_splits_between_the_two_pullers() -> None:
+    """What the agent's placement makes of it: CUDA workbenches and LLMInferenceServices'
+    serving image only in the GPU pool's list, CPU workbenches only in the CPU workers', ROCm
+    images nowhere; the CPU puller's DaemonSet stays off the GPU nodes."""
+    from agent.pools import place
+    from agent.puller import read_puller
+
+    objs = list(generate.objects(POOLS))
+    o = _read(objs)
+    pullers = [read_puller({**p, "metadata": {**p["metadata"], "resourceVersion": "1"}})  # as the server returns it
+               for p in objs if p["kind"] == "KubernetesImagePuller"]
+    placing = place(resolve(o).usages, pullers=pullers, nodes=o.nodes.nodes)
+    cpu, gpu = placing.targets
+    assert {n.name for n in cpu.pool.nodes} == {f"worker-{i:03d}" for i in range(10) if i % 5 != 4}
+    assert {n.name for n in gpu.pool.nodes} == {"worker-gpu-004", "worker-gpu-009"}
+    in_cpu = {u.image for u in cpu.usages}
+    in_gpu = {u.image for u in gpu.usages}
+    streams = {s["metadata"]["name"]: s for s in objs if s["kind"] == "ImageStream"}
+    for nb in (n for n in objs if n["kind"] == "Notebook"):
+        container = nb["spec"]["template"]["spec"]["containers"][0]
+        selection = nb["metadata"]["annotations"].get("notebooks.opendatahub.io/last-image-selection")
+        if not selection:
+            continue
+        stream = streams[selection.partition(":")[0]]
+        usages = [u for u in cpu.usages + gpu.usages
+                  if u.source.name == nb["metadata"]["name"] and "kube-rbac" not in u.field]
+        assert usages, nb["metadata"]["name"]
+        hinted = generate.RECOMMENDED_ACCELERATORS in stream["metadata"]["annotations"]
+        assert ("nvidia.com/gpu" in container["resources"]["requests"]) == hinted
+        for u in usages:
+            assert (u.image in in_gpu, u.image in in_cpu) == ((True, False) if hinted else (False, True)), u
+    llm = parse_reference(generate.LLM_SERVING_IMAGE)  # ModelCars are shared with CPU model servers
+    assert llm in in_gpu and llm not in in_cpu
+    rocm = [image for image, why in placing.nowhere.items() if "amd.com/gpu" in why]
+    assert rocm and not set(rocm) & (in_cpu | in_gpu)
+    assert not placing.gaps  # every node is covered by one of the two pullers

@@ -227,11 +227,12 @@ def work(budget: int) -> Iterator[list[int]]:
             raise Overrun(f"more than {budget:,} lines")
         return trace
 
+    previous = sys.gettrace()  # a coverage tracer, say: put it back afterwards
     sys.settrace(trace)
     try:
         yield count
     finally:
-        sys.settrace(None)
+        sys.settrace(previous)
 
 
 def test_resolving_runtimes_costs_the_objects_not_their_product():

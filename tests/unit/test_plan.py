@@ -305,6 +305,22 @@ def test_a_missing_crd_keeps_the_entries_it_supplied():
     assert not p.changed
 
 
+def test_a_failed_kind_stays_in_the_record_of_the_entries_it_supplied():
+    """An image found in a Notebook and a ServingRuntime; Notebooks cannot be listed for two
+    cycles, and the runtime goes away in between: the Notebook (unseen) may still use it, so
+    it stays. The first failed cycle must neither forget the Notebook nor write (only the
+    record would change). Against the real server: tests/integration/test_once.py
+    test_a_denied_source_never_shrinks_the_list."""
+    both = [use("quay.io/x/wb:1"), use("quay.io/x/wb:1", kind="ServingRuntime", name="rt")]
+    first = applied(plan(both))
+    assert first.entry_kinds == {"wb": ("Notebook", "ServingRuntime")}
+    denied = plan(both[1:], first, failed={"Notebook": "HTTP 403"})
+    assert dict(denied.desired.entry_kinds) == dict(first.entry_kinds) and not denied.changed
+    again = plan([], applied(denied), failed={"Notebook": "HTTP 403"})
+    assert texts(again) == ["wb=quay.io/x/wb:1"]
+    assert by_image(again, "quay.io/x/wb:1").reason == "kept: Notebook could not be listed this cycle"
+
+
 def test_entries_without_a_record_are_kept_whenever_anything_failed():
     legacy = replace(two_entries(), entry_kinds={})
     p = plan([], legacy, failed={"Template": "403"})

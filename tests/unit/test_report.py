@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from agent.model import ObjectRef
 from agent.outcome import CycleResult, TargetOutcome
 from agent.plan import Candidate, Plan
-from agent.puller import PullerState
+from agent.puller import PullerState, parse_images
 from agent.refs import parse_reference
 from agent.report import as_json, render, shorten_reference
 from agent.settings import Target
@@ -107,6 +108,15 @@ def test_the_json_document_has_one_shape_whatever_the_number_of_targets():
     assert two["targets"][1]["target"] == {"namespace": "b", "name": "p"}
 
 
+def test_the_json_prints_the_first_100_objects_of_an_image_and_how_many_there_are():
+    many = tuple(ObjectRef("Notebook", f"team-{i:05d}", "wb") for i in range(10_000))
+    one = replace(plan(), candidates=(replace(plan().candidates[0], sources=many),))
+    doc = json.loads(as_json(CycleResult(outcomes=(TargetOutcome(Target(), one),)), dry_run=True))
+    listed = doc["targets"][0]["candidates"][0]
+    assert listed["sources_total"] == 10_000
+    assert listed["sources"] == [{"kind": "Notebook", "namespace": f"team-{i:05d}", "name": "wb"} for i in range(100)]
+
+
 def test_the_readme_documents_every_field_and_its_jq_examples_work():
     readme = (REPO_ROOT / "README.md").read_text()
     doc = json.loads(as_json(result("a/p", "b/p"), dry_run=True))
@@ -122,3 +132,59 @@ def test_the_readme_documents_every_field_and_its_jq_examples_work():
     for program in examples:
         done = subprocess.run([jq, program], input=json.dumps(doc), capture_output=True, text=True, check=False)
         assert done.returncode == 0 and done.stdout.strip(), (program, done.stderr)
+
+
+# -- what each target's part ends with: the diff and one verdict ----------------------------------------
+
+MINE = PullerState(entries=parse_images("ubi=quay.io/a/ubi:1;\nwb=quay.io/a/wb:1;"), owned={"wb": "quay.io/a/wb:1"},
+                   entry_kinds={"wb": ("Notebook",)})
+NONE = PullerState(entries=parse_images("ubi=quay.io/a/ubi:1;"), owned={}, entry_kinds={})
+
+
+def ending(current: PullerState, desired: PullerState, *, dry_run: bool, written: bool = False,
+           error: str = "") -> list[str]:
+    p = replace(plan(), current=current, desired=desired)
+    outcome = TargetOutcome(Target(), p, written=written, error=error)
+    lines = render(CycleResult(outcomes=(outcome,)), output="table", dry_run=dry_run, width=120).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(("--- spec.images", "spec.images:")))
+    return [line for line in lines[start:] if line]
+
+
+@pytest.mark.parametrize(("current", "desired", "dry_run", "written", "error", "verdict"), [
+    (NONE, MINE, False, True, "", "Written."),
+    (NONE, MINE, True, False, "", "Dry run: nothing written."),
+    (NONE, MINE, False, False, "write failed: PATCH ...: HTTP 403: denied", "Not written: write failed: PATCH ...: "
+                                                                             "HTTP 403: denied"),
+    (MINE, MINE, False, False, "", "Nothing to write."),
+], ids=["written", "dry-run", "failed", "unchanged"])
+def test_each_target_ends_with_the_diff_and_one_verdict(current, desired, dry_run, written, error, verdict):
+    """The verdict never contradicts the diff above it (issue 11: "no change", then "Written.")."""
+    lines = ending(current, desired, dry_run=dry_run, written=written, error=error)
+    assert lines[-1] == verdict
+    if current == desired:
+        assert lines == ["spec.images: no change.", verdict]
+    else:
+        assert lines[:2] == ["--- spec.images (now)", "+++ spec.images (planned)"] and "+wb=quay.io/a/wb:1;" in lines
+
+
+def test_a_change_of_the_agents_annotations_alone_is_said_and_written():
+    """Only the record of the kinds changes: a change (it is written), and the diff says so."""
+    recorded = replace(MINE, entry_kinds={"wb": ("InferenceService", "Notebook")})
+    assert ending(MINE, recorded, dry_run=False, written=True) == [
+        "spec.images: same entries; only the agent's annotations change.", "Written."]
+
+
+def test_a_puller_that_could_not_be_read_is_one_line_with_why():
+    error = "skipped, nothing written: KubernetesImagePuller a/p: spec.nodeSelector is not a JSON object of strings"
+    result = CycleResult(outcomes=(TargetOutcome(Target(namespace="a", name="p"), None, error=error),))
+    text = render(result, output="table", dry_run=False, width=120)
+    assert text == f"KubernetesImagePuller a/p: {error}\n"
+    (doc,) = json.loads(as_json(result, dry_run=False))["targets"]
+    assert doc["error"] == error and doc["candidates"] == [] and doc["images_after"] is None
+
+
+def test_kinds_that_could_not_be_listed_are_a_warning_under_the_table():
+    p = replace(plan(), failed_sources={"Notebook": "GET /apis/kubeflow.org/v1/notebooks: HTTP 403: forbidden"})
+    text = render(CycleResult(outcomes=(TargetOutcome(Target(), p),)), output="table", dry_run=True, width=120)
+    assert ("\nWarning: Notebook could not be listed (GET /apis/kubeflow.org/v1/notebooks: HTTP 403: forbidden); "
+            "images the agent manages are kept.\n") in text

@@ -559,13 +559,13 @@ ENV_ERRORS = [
     pytest.param(
         {"PREPULL_TARGETS": "a/b"},
         "environment PREPULL_TARGETS: targets cannot be set from the environment; use "
-        "PREPULL_TARGET=NAMESPACE/NAME for one target, or the config file",
+        "PREPULL_TARGET=NAMESPACE/NAME[,NAMESPACE/NAME...] for the targets, or the config file",
         id="targets",
     ),
     pytest.param(
         {"PREPULL_TARGET": "image-puller"},
         "environment PREPULL_TARGET: 'image-puller' is not NAMESPACE/NAME (e.g. "
-        "openshift-operators/image-puller)",
+        "openshift-operators/image-puller; several targets are separated by commas)",
         id="target-without-namespace",
     ),
     pytest.param(
@@ -735,6 +735,13 @@ def test_every_leaf_can_be_set_from_the_environment_with_its_default() -> None:
 
 
 # --- the command line ----------------------------------------------------------------------
+
+
+def test_one_target_per_node_pool_from_the_environment() -> None:
+    settings = load_settings(None, env={"PREPULL_TARGET": "openshift-operators/image-puller, image-puller-gpu/image-puller"})
+    assert [str(t) for t in settings.targets] == ["openshift-operators/image-puller", "image-puller-gpu/image-puller"]
+    with pytest.raises(SettingsError, match="a second KubernetesImagePuller in namespace a"):
+        load_settings(None, env={"PREPULL_TARGET": "a/cpu,a/gpu"})
 
 
 def test_with_target_replaces_the_targets_and_keeps_create_from_the_first() -> None:
