@@ -170,6 +170,19 @@ class Metrics:
             registry=r,
         )
         self._images: dict[str, set[str]] = {}
+        self.uncovered_nodes = Gauge(
+            "prepull_agent_uncovered_nodes",
+            "Nodes of the group that no target's puller runs on, though workloads can run only there "
+            "(the log and once --dry-run print a KubernetesImagePuller that would cover them)",
+            ["group"],
+            registry=r,
+        )
+        self.uncovered_images = Gauge(
+            "prepull_agent_uncovered_images",
+            "Images that workloads run and only the group's nodes, which no puller covers, can run",
+            ["group"],
+            registry=r,
+        )
         for result in (SUCCESS, PARTIAL, FAILURE):
             self.cycles.labels(result=result)
         for target in targets:
@@ -192,6 +205,11 @@ class Metrics:
         for kind in result.failed:
             self.source_failed.labels(kind=kind).set(1)
         self.rejected.set(result.rejected_total)
+        self.uncovered_nodes.clear()
+        self.uncovered_images.clear()
+        for gap in result.placing.gaps if result.placing else ():
+            self.uncovered_nodes.labels(group=gap.group.name).set(len(gap.group.nodes))
+            self.uncovered_images.labels(group=gap.group.name).set(len(gap.images))
         for o in result.outcomes:
             target, plan = str(o.target), o.plan
             self._record_puller(target, o)

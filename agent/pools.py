@@ -83,26 +83,31 @@ class Placing:
 
 
 def place(usages: Sequence[Usage], *, pullers: Sequence[PullerCR], nodes: Sequence[NodeInfo] | None) -> Placing:
-    """Split `usages` between the targets (`pullers`, as read) by where they can run."""
+    """Split `usages` between the targets (`pullers`, as read) by where they can run.
+
+    Everything is worked out per distinct placement, not per usage: 10,000 workbenches share
+    a handful of placements, so the cost is images x placements x pools, not usages x nodes."""
     if not nodes:
         return Placing(tuple(TargetUsages(None, tuple(usages)) for _ in pullers))
     fit = _Fit(nodes)
     pools = [Pool(p.namespace, fit.nodes_of(p.placement())) for p in pullers]
     covered = frozenset(n.name for pool in pools for n in pool.nodes)
     by_image = _by_image(usages)
-    nowhere = {image: why for image, group in by_image.items() if (why := _nowhere(group, fit))}
+    nowhere = {image: why for image, group in by_image.items() if (why := _nowhere(group.placements, fit))}
     targets = tuple(_target(pool, pools, by_image, fit, nowhere) for pool in pools)
     gaps = _gaps(by_image, fit, covered, [p.placement() for p in pullers], nodes)
     return Placing(targets, gaps, nowhere)
 
 
 class _Fit:
-    """Which nodes a placement can run on, worked out once per distinct placement."""
+    """Which nodes a placement can run on, worked out once per distinct placement; and, per
+    pool, whether a placement can run there and why not."""
 
     def __init__(self, nodes: Sequence[NodeInfo]) -> None:
         self.nodes = tuple(nodes)
         self._all = frozenset(n.name for n in self.nodes)
         self._names: dict[Placement, frozenset[str]] = {}
+        self._misfits: dict[tuple[Placement, str], str | None] = {}
 
     def names(self, placement: Placement | None) -> frozenset[str]:
         """The names of the nodes `placement` can run on (None: unknown, so all of them).
@@ -122,19 +127,38 @@ class _Fit:
         names = self.names(placement)
         return tuple(n for n in self.nodes if n.name in names)
 
+    def misfit(self, placement: Placement, pool: Pool) -> str | None:
+        """`pool_misfit` of `placement` on the pool's nodes, once per (placement, pool)."""
+        key = (placement, pool.name)
+        if key not in self._misfits:
+            self._misfits[key] = pool_misfit(placement, pool.nodes)
+        return self._misfits[key]
 
-def _by_image(usages: Iterable[Usage]) -> dict[ImageRef, list[Usage]]:
-    found: dict[ImageRef, list[Usage]] = {}
+
+@dataclass(slots=True)
+class _Image:
+    """The usages of one image, and their distinct placements (a handful, however many usages)."""
+
+    usages: list[Usage] = field(default_factory=list)
+    placements: dict[Placement | None, list[Usage]] = field(default_factory=dict)
+
+
+def _by_image(usages: Iterable[Usage]) -> dict[ImageRef, _Image]:
+    found: dict[ImageRef, _Image] = {}
     for usage in usages:
-        found.setdefault(usage.image, []).append(usage)
+        image = found.get(usage.image)
+        if image is None:
+            image = found[usage.image] = _Image()
+        image.usages.append(usage)
+        image.placements.setdefault(usage.placement, []).append(usage)
     return found
 
 
-def _nowhere(usages: Sequence[Usage], fit: _Fit) -> str:
+def _nowhere(placements: Mapping[Placement | None, list[Usage]], fit: _Fit) -> str:
     """Why no node of the cluster can run any use of the image, or "" when one can."""
-    if any(fit.names(u.placement) for u in usages):
+    if any(fit.names(p) for p in placements):
         return ""
-    placement = next(u.placement for u in usages if u.placement is not None)
+    placement = next(p for p in placements if p is not None)
     if placement.one_of_resources and not placement.resources:
         return f"recommended for {' or '.join(sorted(placement.one_of_resources))}; no node has it"
     why = pool_misfit(placement, fit.nodes) or "no node fits"
@@ -144,38 +168,45 @@ def _nowhere(usages: Sequence[Usage], fit: _Fit) -> str:
 def _target(
     pool: Pool,
     pools: Sequence[Pool],
-    by_image: Mapping[ImageRef, list[Usage]],
+    by_image: Mapping[ImageRef, _Image],
     fit: _Fit,
     nowhere: Mapping[ImageRef, str],
 ) -> TargetUsages:
     here = frozenset(n.name for n in pool.nodes)
+    runs_here: dict[Placement | None, bool] = {}
     counting: list[Usage] = []
     elsewhere: list[Usage] = []
     reasons: dict[ImageRef, str] = {}
     for image, group in by_image.items():
-        mine = [u for u in group if fit.names(u.placement) & here]
+        mine = False
+        for placement, usages in group.placements.items():
+            hit = runs_here.get(placement)
+            if hit is None:
+                hit = runs_here[placement] = not fit.names(placement).isdisjoint(here)
+            if hit:
+                counting.extend(usages)
+                mine = True
         if mine:
-            counting.extend(mine)
             continue
-        elsewhere.extend(group)
+        elsewhere.extend(group.usages)
         reasons[image] = nowhere.get(image) or _not_here(group, pool, pools, fit)
     return TargetUsages(pool, tuple(counting), tuple(elsewhere), reasons)
 
 
-def _not_here(usages: Sequence[Usage], pool: Pool, pools: Sequence[Pool], fit: _Fit) -> str:
+def _not_here(group: _Image, pool: Pool, pools: Sequence[Pool], fit: _Fit) -> str:
     """Why an image that runs somewhere is not planned for `pool`."""
-    placement = next((u.placement for u in usages if u.placement is not None and fit.names(u.placement)), None)
+    placement = next((p for p in group.placements if p is not None and fit.names(p)), None)
     if not pool.nodes:
         return "this target's puller runs on no node"
-    why = pool_misfit(placement, pool.nodes) if placement is not None else None
-    runs = {n for u in usages for n in fit.names(u.placement)}
-    others = [p.name for p in pools if p is not pool and runs & {n.name for n in p.nodes}]
+    why = fit.misfit(placement, pool) if placement is not None else None
+    runs = frozenset().union(*(fit.names(p) for p in group.placements))
+    others = [p.name for p in pools if p is not pool and not runs.isdisjoint(n.name for n in p.nodes)]
     where = f"runs only on nodes of pool {', '.join(others)}" if others else "runs only on nodes no puller covers"
     return f"{why}; {where}" if why else where
 
 
 def _gaps(
-    by_image: Mapping[ImageRef, list[Usage]],
+    by_image: Mapping[ImageRef, _Image],
     fit: _Fit,
     covered: frozenset[str],
     targets: Sequence[Placement],
@@ -185,18 +216,25 @@ def _gaps(
     groups = uncovered_groups(nodes, targets)
     if not groups:
         return ()
+    members = [(group.name, frozenset(group.nodes)) for group in groups]
+    hits: dict[Placement | None, tuple[str, ...]] = {}  # the groups a placement can run only in
     missed: dict[str, dict[ImageRef, int]] = {g.name: {} for g in groups}
-    for image, usages in by_image.items():
-        for usage in usages:
-            if usage.state not in WORKLOAD_STATES:
+    for image, uses in by_image.items():
+        for placement, usages in uses.placements.items():
+            found = hits.get(placement)
+            if found is None:
+                runs = fit.names(placement)
+                found = hits[placement] = (
+                    () if not runs or not runs.isdisjoint(covered)
+                    else tuple(name for name, nodes_of in members if not runs.isdisjoint(nodes_of))
+                )
+            if not found:
                 continue
-            runs = fit.names(usage.placement)
-            if not runs or runs & covered:
-                continue
-            for group in groups:
-                if runs & set(group.nodes):
-                    counts = missed[group.name]
-                    counts[image] = counts.get(image, 0) + 1
+            workloads = sum(1 for u in usages if u.state in WORKLOAD_STATES)
+            for name in found:
+                if workloads:
+                    counts = missed[name]
+                    counts[image] = counts.get(image, 0) + workloads
     gaps = []
     for group in groups:
         ranked = sorted(missed[group.name], key=lambda i: (-missed[group.name][i], str(i)))

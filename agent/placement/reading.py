@@ -398,6 +398,8 @@ def read_pod_scheduling(
     framework key of an older predictor, "sklearn"...). Raises PlacementError naming
     `source` and the field.
     """
+    if _says_nothing(spec, model_key):
+        return NOTHING
     try:
         entry = _mapping(spec, field) or {}
         model = None
@@ -412,6 +414,35 @@ def read_pod_scheduling(
         )
     except PlacementError as e:
         raise e.named(source) from None
+
+
+NOTHING = PodScheduling()
+_EMPTY_FIELDS = (("nodeSelector", dict), ("affinity", dict), ("tolerations", list))  # absent or empty: nothing
+
+
+def _says_nothing(spec: Any, model_key: str | None) -> bool:
+    """True for the common pod spec, the CPU workbench's: no `nodeSelector`, affinity or
+    tolerations, and no container that names an extended resource. Its PodScheduling is
+    NOTHING, found without building a field path (read_pod_scheduling's full reading gives
+    the same value; anything unusual takes that reading, errors included)."""
+    if type(spec) is not dict:
+        return False
+    if model_key is not None and spec.get(model_key) is not None:
+        return False
+    for key, empty in _EMPTY_FIELDS:
+        value = spec.get(key)
+        if value is not None and (type(value) is not empty or value):
+            return False
+    for key in ("initContainers", "containers"):
+        items = spec.get(key)
+        if items is None:
+            continue
+        if type(items) is not list or len(items) > MAX_CONTAINERS:
+            return False
+        for container in items:
+            if not _nothing_extended(container):
+                return False
+    return True
 
 
 # --- the puller CR's JSON strings --------------------------------------------------------

@@ -140,7 +140,7 @@ def hinted(obj: Any, *, source: ObjectRef, findings: Findings) -> Placement:
 def dig(obj: Any, *keys: str) -> Any:
     """`obj[k1][k2]...`, or None as soon as a level is missing or not a mapping."""
     for key in keys:
-        if not isinstance(obj, Mapping):
+        if type(obj) is not dict and not isinstance(obj, Mapping):  # parsed JSON: skip the slower ABC check
             return None
         obj = obj.get(key)
     return obj
@@ -230,7 +230,7 @@ def containers(pod_spec: Any, path: str, *, source: ObjectRef, findings: Finding
             dig(pod_spec, key), limit=MAX_CONTAINERS, source=source, field=f"{path}.{key}", findings=findings
         )
         for i, container in enumerate(listed):
-            if not isinstance(container, Mapping):
+            if type(container) is not dict and not isinstance(container, Mapping):
                 continue
             name = as_str(container.get("name"))
             where = f"{path}.{key}[{clip(name, MAX_NAME_IN_FIELD) or i}].image"

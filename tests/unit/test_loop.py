@@ -171,6 +171,23 @@ def test_metrics_have_units_per_target_labels_per_kind_failures_and_the_standard
         assert len(help_line.split(" ", 3)[3]) > 20, help_line
 
 
+def test_node_groups_no_puller_covers_are_exported_and_gone_once_covered():
+    from agent.placement import NodeGroup
+    from agent.pools import Gap, Placing
+    from agent.refs import parse_reference
+
+    group = NodeGroup("nvidia-gpu", ("gpu-0", "gpu-1", "gpu-2"), (), frozenset({"nvidia.com/gpu"}), (), True)
+    missed = (parse_reference("quay.io/modh/vllm:1"), parse_reference("quay.io/modh/cuda-wb:1"))
+    gap = CycleResult(outcomes=(), placing=Placing(targets=(), gaps=(Gap(group, missed, {}),)))
+    agent = agent_with([gap, OK])
+    agent.run_one()
+    text = generate_latest(agent.metrics.registry).decode()
+    assert 'prepull_agent_uncovered_nodes{group="nvidia-gpu"} 3.0' in text
+    assert 'prepull_agent_uncovered_images{group="nvidia-gpu"} 2.0' in text
+    agent.run_one()
+    assert 'group="nvidia-gpu"' not in generate_latest(agent.metrics.registry).decode()
+
+
 def test_a_partial_cycle_is_a_success_for_the_failure_count():
     result = two_targets(failed={"Notebook": "HTTP 403"})
     result = CycleResult(outcomes=result.outcomes[:2], failed=result.failed)

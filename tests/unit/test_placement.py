@@ -698,3 +698,35 @@ def test_a_pod_specs_tolerations_past_the_bound_are_not_read():
     """Fewer tolerations can only mean fewer nodes: the pod is never placed where it could not run."""
     spec = {"containers": [container()], "tolerations": [{"key": f"k{i}", "operator": "Exists"} for i in range(100)]}
     assert len(read_pod_scheduling(spec, field="spec").tolerations) == MAX_TOLERATIONS
+
+
+PLAIN_CONTAINER = {"name": "wb", "image": "x", "resources": {"limits": {"cpu": "2", "memory": "8Gi"}}}
+
+
+@pytest.mark.parametrize("spec", [
+    {},
+    {"containers": [PLAIN_CONTAINER]},
+    {"containers": [PLAIN_CONTAINER, {"name": "proxy", "image": "y"}], "tolerations": [], "nodeSelector": {},
+     "affinity": {}},
+    {"initContainers": [PLAIN_CONTAINER], "containers": [], "tolerations": None},
+])
+def test_a_pod_spec_that_says_nothing_about_placement_runs_anywhere(spec):
+    assert read_pod_scheduling(spec, field="spec") == PodScheduling()
+    assert read_pod_scheduling(spec, field="spec").placement() == Placement()
+
+
+@pytest.mark.parametrize(("spec", "field"), [
+    ({"tolerations": {}}, "spec.tolerations"),
+    ({"nodeSelector": []}, "spec.nodeSelector"),
+    ({"affinity": []}, "spec.affinity"),
+    ({"containers": [{"name": "wb", "resources": {"limits": []}}]}, "spec.containers[wb].resources.limits"),
+])
+def test_an_empty_value_of_the_wrong_type_is_still_an_error_naming_the_field(spec, field):
+    with pytest.raises(PlacementError) as caught:
+        read_pod_scheduling(spec, field="spec")
+    assert caught.value.field == field
+
+
+def test_an_empty_looking_spec_that_asks_for_a_gpu_is_not_plain():
+    spec = {"tolerations": [], "containers": [{"name": "wb", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}
+    assert read_pod_scheduling(spec, field="spec").placement().resources == frozenset({"nvidia.com/gpu"})
