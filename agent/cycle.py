@@ -10,8 +10,18 @@ cannot be read as a KubernetesImagePuller (a malformed `nodeSelector`, `affinity
 observation; a second conflict gives up for this cycle. Any failure after the first read
 is that target's error, and the other targets go on. `dry_run` stops before the write.
 
-`may_write` is asked right before every write (and before creating a missing CR): in
-`serve` it says whether this replica still holds the lease, and a no leaves the CR as it is.
+`may_write` is asked right before every write (and before creating a missing CR, and
+before posting an Event): in `serve` it says whether this replica still holds the lease, and
+a no leaves the CR as it is.
+
+Around the write, each target's puller is looked at (`agent.status`): its Deployment and
+DaemonSet are read by name before planning, judged against the CR as read (in sync or not,
+since when, stalled past `puller.sync_grace_seconds`), and each listed image is counted on
+the pool's nodes. A write posts a `Normal` `ImagesUpdated` Event naming the entries added
+and removed; a stalled puller is a warning in the log and a `Warning` Event on the CR
+(`agent.recorder`). `Memory` is what `serve` carries from one cycle to the next for this: each
+target's last judgement (for "since when") and the Events posted (to aggregate repeats);
+`once` starts with an empty one.
 
 The kubelet's Pulled events are read once per cycle too (`agent.events.begin`, after the
 placement): the pull figures go into every target's plan, and each target's start-up
@@ -26,13 +36,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
 from agent import events
-from agent.apply import ApplyError, TargetMissing, read_target, write_plan
+from agent.apply import ApplyError, TargetMissing, read_target, read_workloads, write_plan
 from agent.events import StartupStore
 from agent.exits import Exit
 from agent.kube.client import Kube
@@ -43,12 +53,14 @@ from agent.outcome import CycleResult, TargetOutcome
 from agent.plan import Plan, PlanInput, make_plan
 from agent.policy import apply_policy
 from agent.pools import TargetUsages, place
-from agent.puller import InvalidPullerCR, PullerCR
+from agent.puller import InvalidPullerCR, PullerCR, PullerState, puller_view, render_images
+from agent.recorder import NORMAL, WARNING, EventSeries, post_event, reporting_instance
 from agent.resolve import Inventory, resolve
 from agent.settings import Settings, Target
 from agent.sources import Observation
 from agent.sources.common import MAX_TEXT, clip
 from agent.startup import PullFigures
+from agent.status import PullerStatus, Record, Seen, Sync, judge, presence
 
 log = structlog.get_logger("prepull_agent.cycle")
 
@@ -64,6 +76,15 @@ def _always() -> bool:
     return True
 
 
+@dataclass
+class Memory:
+    """What `serve` keeps from one cycle to the next (see the module docstring)."""
+
+    records: dict[str, Record] = field(default_factory=dict)  # by target
+    series: EventSeries = field(default_factory=EventSeries)
+    instance: str = field(default_factory=reporting_instance)  # the Events' reportingInstance
+
+
 def run_cycle(
     kube: Kube,
     settings: Settings,
@@ -73,6 +94,7 @@ def run_cycle(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     clock: Callable[[], float] = time.monotonic,
     startup: StartupStore | None = None,
+    memory: Memory | None = None,
 ) -> CycleResult:
     """Run one cycle.
 
@@ -87,6 +109,7 @@ def run_cycle(
     `TargetOutcome.error`.
     """
     started = clock()
+    memory = memory if memory is not None else Memory()
     requests_before = kube.requests
     observation = observe(kube, settings)
     inventory = apply_policy(
@@ -104,6 +127,7 @@ def run_cycle(
         _one_target(
             kube, settings, target, puller, next(views), observation,
             dry_run=dry_run, may_write=may_write, now=now(), figures=pulls.figures if pulls else None,
+            memory=memory,
         )
         if isinstance(puller, PullerCR)
         else _unreadable(target, puller)
@@ -172,16 +196,97 @@ def _one_target(
     dry_run: bool,
     may_write: Callable[[], bool],
     now: datetime,
+    memory: Memory,
     figures: PullFigures | None = None,
 ) -> TargetOutcome:
     if view.pool is not None and not view.pool.nodes:
         log.warning("target matches no node, nothing added", target=str(target), hint=NO_NODE)
+    seen = read_workloads(kube, puller)
 
     def replan(read: PullerCR) -> Plan:
         return _plan(read, settings, view, observation, now, figures=figures)
 
     outcome = _write(kube, target, puller, replan(puller), replan, dry_run=dry_run, may_write=may_write)
-    return replace(outcome, pool=view.pool)
+    poster = _Poster(kube, memory, puller, now=now, may=(lambda: not dry_run and may_write()))
+    if outcome.written and outcome.plan is not None:
+        _announce(poster, outcome.plan)
+    if outcome.plan is not None and outcome.plan.deferred is not None and not outcome.written:
+        deferred = outcome.plan.deferred
+        log.info(
+            "change deferred: the puller was written less than puller.min_write_interval_seconds ago",
+            target=str(target), until=deferred.until.isoformat(), **_difference(outcome.plan.desired, deferred.state),
+        )
+    status = _look(puller, seen, settings, memory, poster, target=str(target), now=now)
+    held = _held(outcome)
+    nodes = view.pool.nodes if view.pool is not None else ()
+    found = presence(puller_view(render_images(held.entries)), nodes, observation.nodes.sizes) if held else ()
+    return replace(outcome, pool=view.pool, status=status, presence=found)
+
+
+def _held(outcome: TargetOutcome) -> PullerState | None:
+    """What the CR holds after this cycle."""
+    plan = outcome.plan
+    if plan is None:
+        return None
+    return plan.desired if outcome.written else plan.current
+
+
+class _Poster:
+    """Posts Events on one target's CR, when this cycle may write; a refusal is logged."""
+
+    def __init__(self, kube: Kube, memory: Memory, puller: PullerCR, *, now: datetime, may: Callable[[], bool]):
+        self._kube, self._memory, self._puller, self._now, self._may = kube, memory, puller, now, may
+
+    def post(self, *, type: str, reason: str, action: str, note: str) -> None:
+        if not self._may():
+            return
+        target = f"{self._puller.namespace}/{self._puller.name}"
+        try:
+            post_event(self._kube, self._memory.series, self._puller, type=type, reason=reason, action=action,
+                       note=note, now=self._now, instance=self._memory.instance)
+        except KubeError as e:
+            log.warning(
+                "could not post an Event on the puller", target=target, event_reason=reason, reason=str(e),
+                hint=f"grant create and patch on events (apiGroups [events.k8s.io]) in {self._puller.namespace}",
+            )
+
+
+def _announce(poster: _Poster, plan: Plan) -> None:
+    """The Normal Event of a write that changed the entries."""
+    changes = _changes(plan)
+    if not changes["added"] and not changes["removed"]:
+        return  # only the agent's annotations changed
+    parts = [f"{what} {', '.join(names)}" for what, names in (("added", changes["added"]),
+                                                              ("removed", changes["removed"])) if names]
+    note = _sentence("; ".join(parts)) + " The puller recreates its DaemonSet on every node."
+    poster.post(type=NORMAL, reason="ImagesUpdated", action="UpdateImages", note=note)
+
+
+def _sentence(text: str) -> str:
+    """`text` as a sentence: its first letter upper-cased (only that one), a full stop at the end."""
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+STALLED_REASONS = {Sync.MISSING: "DaemonSetMissing", Sync.OUT_OF_SYNC: "DaemonSetOutOfSync"}
+
+
+def _look(
+    puller: PullerCR, seen: Seen, settings: Settings, memory: Memory, poster: _Poster, *, target: str, now: datetime
+) -> PullerStatus:
+    """Judge the puller's state, remember it for the next cycle, and warn when it stalls."""
+    grace = timedelta(seconds=settings.puller.sync_grace_seconds)
+    status, record = judge(puller, seen, previous=memory.records.get(target), now=now, grace=grace)
+    memory.records[target] = record
+    for problem in (seen.deployment_error, seen.daemonset_error):
+        if problem:
+            log.warning("the puller's state is unknown", target=target, reason=problem)
+    if status.degraded:
+        log.warning("the KubernetesImagePuller is Degraded", target=target, reason=status.degraded)
+    if status.stalled:
+        log.warning("the puller does not cache the list", target=target, problem=status.stalled, hint=status.hint)
+        poster.post(type=WARNING, reason=STALLED_REASONS[status.sync], action="CheckPuller",
+                    note=f"{_sentence(status.stalled)} {_sentence(status.hint)}")
+    return status
 
 
 def _write(
@@ -235,8 +340,12 @@ def _changes(plan: Plan) -> dict[str, list[str]]:
     """The names of the entries a write adds and removes (one whose image changed is both);
     the images are in the diff and the CR. Names are DNS labels, and at most `max_images`
     are the agent's, so the log line stays short."""
-    before = {e.text: e.name or e.text for e in plan.current.entries}
-    after = {e.text: e.name or e.text for e in plan.desired.entries}
+    return _difference(plan.current, plan.desired)
+
+
+def _difference(current: PullerState, desired: PullerState) -> dict[str, list[str]]:
+    before = {e.text: e.name or e.text for e in current.entries}
+    after = {e.text: e.name or e.text for e in desired.entries}
     return {
         "added": sorted(name for text, name in after.items() if text not in before),
         "removed": sorted(name for text, name in before.items() if text not in after),
@@ -269,6 +378,7 @@ def _plan(
             hold=NO_NODE if view.pool is not None and not view.pool.nodes else "",
             pull_seconds=figures.seconds,
             pull_rate=figures.rate,
+            last_written=puller.last_written,
         )
     )
 

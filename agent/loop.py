@@ -48,7 +48,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agent import logs
-from agent.cycle import failure, run_cycle
+from agent.cycle import Memory, failure, run_cycle
 from agent.events import StartupStore
 from agent.exits import Exit
 from agent.kube.client import Kube
@@ -106,6 +106,7 @@ class Agent:
         self.consecutive_failures = 0
         self.last_cycle_ok: bool | None = None
         self.last_result: CycleResult | None = None
+        self.memory = Memory()  # the pullers' states and the Events posted, from cycle to cycle
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self.elector: LeaderElector | None = None
         # The start-up summary, kept across cycles and written back (not in a dry run).
@@ -136,7 +137,9 @@ class Agent:
         with self._lock:
             logs.new_cycle()
             try:
-                result = self._cycle(self.kube, self.settings, dry_run=self.dry_run, may_write=self.may_write)
+                result = self._cycle(
+                    self.kube, self.settings, dry_run=self.dry_run, may_write=self.may_write, memory=self.memory
+                )
                 ok = self.metrics.record(result) != FAILURE
                 self.last_result = result
             except Exception as e:  # noqa: BLE001 - a failed cycle must not end the loop

@@ -11,6 +11,13 @@ A standby replica runs no cycle: its cycle series stay at their start values (fo
 `prepull_agent_last_success_timestamp_seconds`, 0), so alerts take the `max` over the
 replicas (see the PrometheusRule).
 
+The puller's own state (issue 13) is per target too: its DaemonSet's nodes by state, whether
+it holds the list, whether it has stalled past the grace period, and on how many of the
+target's nodes each listed image is present (`image` is the entry's image as listed; only
+listed images have a series, so their number is bounded by the list, `max_images` of them
+the agent's). A series whose subject went away (an image no longer listed, a DaemonSet that
+could not be read) is removed rather than left at its last value.
+
 What this module is not: it serves nothing (`agent.loop` does) and decides nothing.
 """
 
@@ -29,11 +36,13 @@ from prometheus_client import (
     ProcessCollector,
 )
 
-from agent.outcome import CycleResult
+from agent.outcome import CycleResult, TargetOutcome
 from agent.startup import TargetStartup
+from agent.status import Sync
 from agent.version import PYTHON, VERSION
 
 SUCCESS, PARTIAL, FAILURE = "success", "partial", "failure"
+NODE_STATES = ("desired", "scheduled", "ready")
 
 
 def cycle_result(result: CycleResult) -> str:
@@ -132,6 +141,36 @@ class Metrics:
             per_target,
             registry=r,
         )
+        self.puller_nodes = Gauge(
+            "prepull_agent_puller_nodes",
+            "Nodes of the puller's DaemonSet for the target, by state: desired (the nodes it should run on), "
+            "scheduled (running a puller pod), ready (a ready pod: every listed image pulled there); absent when "
+            "the DaemonSet is missing or could not be read",
+            ["target", "state"],
+            registry=r,
+        )
+        self.puller_in_sync = Gauge(
+            "prepull_agent_puller_in_sync",
+            "1 when the puller's DaemonSet holds exactly the entries of the target's spec.images, 0 when it "
+            "does not or is missing; absent when it could not be read",
+            per_target,
+            registry=r,
+        )
+        self.puller_stalled = Gauge(
+            "prepull_agent_puller_stalled",
+            "1 when the puller's DaemonSet has been missing or out of sync for longer than "
+            "puller.sync_grace_seconds (the agent warns and posts a Warning Event), else 0",
+            per_target,
+            registry=r,
+        )
+        self.image_nodes_present = Gauge(
+            "prepull_agent_image_nodes_present",
+            "Nodes of the target's pool whose status.images lists the image, for each image in its spec.images "
+            "(nodes report only their 50 largest images: a smaller one may be present and not counted)",
+            ["target", "image"],
+            registry=r,
+        )
+        self._images: dict[str, set[str]] = {}
         self.uncovered_nodes = Gauge(
             "prepull_agent_uncovered_nodes",
             "Nodes of the group that no target's puller runs on, though workloads can run only there "
@@ -211,6 +250,7 @@ class Metrics:
             self.uncovered_images.labels(group=gap.group.name).set(len(gap.images))
         for o in result.outcomes:
             target, plan = str(o.target), o.plan
+            self._record_puller(target, o)
             self.target_failed.labels(target=target).set(1 if o.error else 0)
             if o.written:
                 self.writes.labels(target=target).inc()
@@ -228,6 +268,26 @@ class Metrics:
             if o.startup is not None:
                 self._record_startup(target, o.startup)
         return outcome
+
+    def _record_puller(self, target: str, outcome: TargetOutcome) -> None:
+        status = outcome.status
+        daemonset = status.daemonset if status is not None else None
+        for state in NODE_STATES:
+            if daemonset is None:
+                self._forget(self.puller_nodes, target, state)
+            else:
+                self.puller_nodes.labels(target=target, state=state).set(getattr(daemonset, state))
+        if status is None or status.sync is Sync.UNKNOWN:
+            self._forget(self.puller_in_sync, target)
+        else:
+            self.puller_in_sync.labels(target=target).set(1 if status.sync is Sync.IN_SYNC else 0)
+        self.puller_stalled.labels(target=target).set(1 if status is not None and status.stalled else 0)
+        listed = {p.image: p.present for p in outcome.presence}
+        for image in self._images.get(target, set()) - set(listed):
+            self._forget(self.image_nodes_present, target, image)
+        for image, present in listed.items():
+            self.image_nodes_present.labels(target=target, image=image).set(present)
+        self._images[target] = set(listed)
 
     def record_crash(self) -> None:
         """A cycle that raised before it had a result (e.g. the target could not be read)."""

@@ -38,6 +38,9 @@ class KindName(StrEnum):
     IMAGE_PULLER = "KubernetesImagePuller"
     NODE = "Node"
     LEASE = "Lease"
+    DEPLOYMENT = "Deployment"  # the puller's, read by name
+    DAEMON_SET = "DaemonSet"  # the puller's, read by name
+    EVENT = "Event"  # posted on the KubernetesImagePuller
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -170,6 +173,30 @@ class Taint:
         return f"{self.key}={self.value}:{self.effect}" if self.value else f"{self.key}:{self.effect}"
 
 
+# The kubelet reports at most this many images in status.images, the largest first
+# (kubernetes/kubernetes pkg/kubelet/apis/config/v1beta1/defaults.go: NodeStatusMaxImages 50;
+# pkg/kubelet/nodestatus/setters.go `Images`), each with at most 5 names, digests first.
+NODE_STATUS_MAX_IMAGES = 50
+NODE_STATUS_MAX_NAMES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class NodeImages:
+    """What a node's `status.images` says it holds. A list of fewer than
+    NODE_STATUS_MAX_IMAGES entries is complete; a full one leaves out whatever is smaller
+    than its smallest entry, and an entry with NODE_STATUS_MAX_NAMES names may leave out
+    other names of its repositories (`clipped`)."""
+
+    names: frozenset[str]  # every name reported, as reported
+    count: int  # entries reported
+    smallest: int  # sizeBytes of the smallest entry; 0 when none
+    clipped: frozenset[str] = frozenset()  # `registry/repository` of entries with the maximum of names
+
+    @property
+    def complete(self) -> bool:
+        return self.count < NODE_STATUS_MAX_IMAGES
+
+
 @dataclass(frozen=True, slots=True)
 class NodeInfo:
     """A node: its labels (for nodeSelectors and affinity), disk, and what decides which pods
@@ -182,3 +209,4 @@ class NodeInfo:
     taints: tuple[Taint, ...] = ()  # spec.taints, every effect, as listed
     unschedulable: bool = False  # spec.unschedulable: cordoned
     extended: frozenset[str] = frozenset()  # extended resources with status.allocatable above zero
+    images: NodeImages | None = None  # status.images; None when the node reports none at all

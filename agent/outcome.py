@@ -14,6 +14,7 @@ from agent.plan import Plan
 from agent.pools import Placing, Pool
 from agent.settings import Target
 from agent.startup import EventCounts, TargetStartup
+from agent.status import ImagePresence, PullerStatus
 
 __all__ = ["CycleResult", "TargetOutcome"]
 
@@ -26,6 +27,8 @@ class TargetOutcome:
     error: str = ""  # why this target was not brought up to date
     pool: Pool | None = None  # the nodes its puller runs on; None when the nodes are unknown
     startup: TargetStartup | None = None  # start-up figures on its nodes; None when events are not read
+    status: PullerStatus | None = None  # the puller's Deployment and DaemonSet as read this cycle
+    presence: tuple[ImagePresence, ...] = ()  # each listed image on the pool's nodes, after this cycle
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,24 @@ time. The steps, one function each:
    `startup.max_rank_factor` either way: with no events the order is the score's.
 6. **Entries** (`_desired`). Entries the agent did not write stay verbatim and in place;
    managed entries still chosen keep their name, text and place; new ones are appended in
-   decision order, named from their repository. The result is `Plan.desired`, the one value
-   of what the CR should hold: the writer sends it, the report diffs it against
-   `Plan.current`, and the check after the write compares the server's copy with it.
+   decision order, named from their repository. A list the puller would read no entry
+   from crash-loops it (`agent.puller.has_entry`), so an empty result holds one harmless
+   entry instead (`_never_empty`): the puller's own image (`spec.imagePullerImage`, else
+   `status.imagePullerImage`, else the puller's default), which its DaemonSet's
+   `copy-sleep` init container already pulls on every node. It is the agent's, recorded as
+   found in no kind, and goes as soon as anything else is listed.
+7. **Fewer rollouts** (`_paced`). Every write makes the puller recreate its DaemonSet on
+   every node. Within `puller.min_write_interval_seconds` of the agent's last write of the
+   target (`PlanInput.last_written`, from the CR's managedFields), a change waits:
+   `Plan.deferred` holds it and when it may be written. Never deferred: removing a managed
+   entry that is now invalid (a reference that no longer parses or that the policy now
+   refuses) or that shares its name with an administrator's entry (the puller keeps only
+   one of two equal names), and giving a list with no entry one; a deferred cycle writes
+   exactly those.
+
+The result is `Plan.desired`, the one value of what the CR should hold after this cycle:
+the writer sends it, the report diffs it against `Plan.current`, and the check after the
+write compares the server's copy with it.
 """
 
 from __future__ import annotations
@@ -54,12 +69,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from agent.model import WORKLOAD_STATES, KindName, NodeInfo, ObjectRef, Role, State, Usage
 from agent.policy import first_match, policy_problem
-from agent.puller import Entry, PullerCR, PullerState, entry_name
+from agent.puller import DEFAULT_PULLER_IMAGE, RESERVED_NAMES, Entry, PullerCR, PullerState, entry_name, has_entry
 from agent.quantity import format_bytes, format_duration
 from agent.refs import ImageRef, InvalidReference, parse_reference
 from agent.settings import Settings
@@ -78,6 +93,7 @@ class Tier(StrEnum):
     SHARED = "shared"
     PROJECT = "project"
     OFFERED = "offered"
+    PLACEHOLDER = "placeholder"  # the puller's own image, so that the list is never empty
 
 
 # Kinds whose images a workload uses but only an administrator chooses (`Usage.supplier`).
@@ -104,6 +120,7 @@ class PlanInput:
     hold: str = ""  # when set, why nothing changes this cycle: every managed entry stays, nothing is added
     pull_seconds: Mapping[ImageRef, float] = field(default_factory=dict)  # measured median cold pull, by image
     pull_rate: float = 0.0  # bytes per second a size-based pull estimate assumes; 0: rank by score alone
+    last_written: datetime | None = None  # when the agent last wrote this CR (None: never, or unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +145,15 @@ class Candidate:
 
 
 @dataclass(frozen=True, slots=True)
+class Deferred:
+    """A change held back by the minimum interval between two writes (see `_paced`)."""
+
+    state: PullerState  # what the CR would hold if the change were written now
+    last_written: datetime
+    until: datetime  # the first time it may be written
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     target_namespace: str
     target_name: str
@@ -139,6 +165,7 @@ class Plan:
     desired: PullerState
     failed_sources: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    deferred: Deferred | None = None  # a change that waits; `desired` then holds only what may not wait
 
     @property
     def changed(self) -> bool:
@@ -167,18 +194,23 @@ def make_plan(given: PlanInput) -> Plan:
     decided += _select(ranked, room, listed, settings=given.settings, held=held, factors=factors)
     decided += _elsewhere(given, {d.image for d in decided}, listed)
     unlisted = frozenset({*given.missing, *given.failed})
-    desired, names = _desired(listed, [d.image for d in decided if d.selected], images, given.puller, unlisted)
+    wanted, names = _desired(listed, [d.image for d in decided if d.selected], images, given.puller, unlisted)
+    wanted, filler = _never_empty(wanted, given)
+    candidates = tuple(_named(d, names) for d in decided) + filler
+    current = PullerState.of(given.puller)
+    desired, deferred = _paced(current, wanted, _urgent(listed, given), given)
     return Plan(
         target_namespace=given.puller.namespace,
         target_name=given.puller.name,
         generated_at=given.now,
         budget_bytes=budget,
         budget_used_bytes=room.used,
-        candidates=tuple(_named(d, names) for d in decided),
-        current=PullerState.of(given.puller),
+        candidates=candidates,
+        current=current,
         desired=desired,
         failed_sources=dict(given.failed),
         warnings=warnings,
+        deferred=deferred,
     )
 
 
@@ -254,6 +286,8 @@ def _protected(listed: _Listed, given: PlanInput) -> dict[ImageRef, str]:
         recorded = given.puller.entry_kinds.get(name)
         if given.hold:
             why = given.hold
+        elif recorded == ():  # found in no kind: the placeholder, which no failure keeps
+            why = ""
         elif DSCI_KIND in given.failed:
             why = _could_not((DSCI_KIND,))
         elif recorded is None:
@@ -686,6 +720,112 @@ def _readable(image: _Image | None) -> tuple[str | None, tuple[str, ...]]:
     streams = sorted({u.stream_tag for u in image.usages if u.stream_tag is not None})
     tag = image.tags[0].tag if image.tags else (streams[0].tag if streams else None)
     return tag, tuple(dict.fromkeys(s.stream for s in streams))
+FILLER_REASON = (
+    "the puller needs at least one entry (with none it crash-loops): its own image, which every "
+    "node of its DaemonSet already has"
+)
+
+
+def _never_empty(state: PullerState, given: PlanInput) -> tuple[PullerState, tuple[Candidate, ...]]:
+    """`state`, or, when the puller would read no entry from it, `state` plus one entry of
+    the puller's own image (recorded as the agent's, found in no kind), with its Candidate."""
+    if has_entry(state.entries):
+        return state, ()
+    ref = _parse_or_none(given.puller.puller_image)
+    if ref is None or not _writable(ref):  # an image text the agent cannot write: the puller's default
+        ref = parse_reference(DEFAULT_PULLER_IMAGE)
+    taken = {e.name for e in state.entries if e.name is not None}
+    name = entry_name(ref, taken=taken)
+    entry = Entry.of(name, str(ref))
+    report = given.sizes.of(ref)
+    filler = Candidate(
+        image=ref,
+        score=0.0,
+        size_bytes=report.size if report else 0,
+        size_known=report is not None,
+        roles=(),
+        sources=(),
+        selected=True,
+        reason=FILLER_REASON,
+        tier=Tier.PLACEHOLDER,
+        name=name,
+        managed=given.puller.owned.get(name) == str(ref),
+    )
+    filled = PullerState(
+        (*state.entries, entry),
+        {**state.owned, name: str(ref)},
+        {**state.entry_kinds, name: ()},
+        dict(state.entry_tags),
+    )
+    return filled, (filler,)
+
+
+def _writable(ref: ImageRef) -> bool:
+    try:
+        Entry.of("x", str(ref))
+    except ValueError:
+        return False
+    return True
+
+
+# -- fewer rollouts --------------------------------------------------------------------------
+
+
+def _urgent(listed: _Listed, given: PlanInput) -> PullerState:
+    """The CR with only the changes no interval defers: managed entries that are now
+    invalid, or that share their name with an administrator's entry, removed; and, if the
+    puller would then read no entry, the placeholder."""
+    refs = given.settings.references
+    entries: list[Entry] = []
+    owned: dict[str, str] = {}
+    for i, (entry, ref) in enumerate(zip(listed.entries, listed.refs, strict=True)):
+        if i not in listed.mine:
+            entries.append(entry)
+        elif i in listed.in_place and ref is not None and not policy_problem(ref, refs) and _fine_name(entry.name):
+            entries.append(entry)
+            if entry.name and entry.image:
+                owned[entry.name] = entry.image
+    puller = given.puller
+    kinds = {name: k for name, k in puller.entry_kinds.items() if name in owned}
+    tags = {name: t for name, t in puller.entry_tags.items() if name in owned}
+    state, _ = _never_empty(PullerState(tuple(entries), owned, kinds, tags), given)
+    return state
+
+
+def _fine_name(name: str | None) -> bool:
+    """A name the puller's DaemonSet accepts as a container name of its own."""
+    if name is None or name in RESERVED_NAMES:
+        return False
+    try:
+        Entry.of(name, "x")
+    except ValueError:
+        return False
+    return True
+
+
+def _paced(
+    current: PullerState, wanted: PullerState, urgent: PullerState, given: PlanInput
+) -> tuple[PullerState, Deferred | None]:
+    """What to write this cycle, and the change that waits for the minimum interval.
+
+    Within the interval of the last write, only the urgent part of the change is written
+    (when it changes any entry; otherwise nothing is), and the rest waits. The interval is
+    measured on the server's clock (managedFields) against `given.now`."""
+    interval = given.settings.puller.min_write_interval_seconds
+    last = given.last_written
+    if wanted == current or not interval or last is None:
+        return wanted, None
+    until = last + timedelta(seconds=interval)
+    if given.now >= until:
+        return wanted, None
+    write = urgent if _texts(urgent) != _texts(current) else current
+    if write == wanted:
+        return wanted, None
+    return write, Deferred(state=wanted, last_written=last, until=until)
+
+
+def _texts(state: PullerState) -> tuple[str, ...]:
+    return tuple(e.text for e in state.entries)
 
 
 def _kinds_of(image: _Image | None) -> tuple[str, ...]:

@@ -17,7 +17,11 @@ What this module is for:
 * turning the object returned by the API into a `PullerCR` (`read_puller`), with the
   placement fields the puller copies into its DaemonSet (`spec.nodeSelector`,
   `spec.affinity`, `spec.tolerations`, each a JSON string) read strictly: the puller exits
-  on a value it cannot unmarshal, so a malformed one makes the whole CR invalid.
+  on a value it cannot unmarshal, so a malformed one makes the whole CR invalid; and what
+  says where the puller runs and what it last did: the names of its Deployment and
+  DaemonSet with the operator's defaults, the puller's own image, `status.conditions` where
+  an operator writes them, and when the agent last wrote the CR (its field manager's time
+  in `metadata.managedFields`).
 
 What it is not: it makes no API calls, reads no settings, and decides nothing about which
 images to pull. Choosing the set, keeping owned names stable and building the patch belong
@@ -31,6 +35,11 @@ Two upstream traps the callers must know about:
   a string, not that substitution.
 * A repeated name silently keeps the last image, and a piece without exactly one `=` is
   dropped with only a log line; `parse_images` keeps such pieces so they survive a rewrite.
+* A list the puller reads no entry from (`";"`, or only malformed pieces) crash-loops it:
+  it exits when `IMAGES` is empty and otherwise creates a DaemonSet with no container,
+  which the API server rejects, after deleting the old one (che-incubator/
+  kubernetes-image-puller `cfg/envvars.go`, `utils/clusterutils.go`). `has_entry` says
+  whether a list is safe to write; the planner never writes one that is not.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ import json
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from agent.placement import (
@@ -51,11 +61,17 @@ from agent.placement import (
     read_affinity_json,
     read_tolerations_json,
 )
+from agent.version import FIELD_MANAGER
 
 if TYPE_CHECKING:  # only `short_name`, `tag`, `digest` and `str()` are used at run time
     from agent.refs import ImageRef
 
 __all__ = [
+    "DEFAULT_CONFIG_MAP_NAME",
+    "DEFAULT_DAEMONSET_NAME",
+    "DEFAULT_DEPLOYMENT_NAME",
+    "DEFAULT_PULLER_IMAGE",
+    "Condition",
     "KINDS_ANNOTATION",
     "TAGS_ANNOTATION",
     "OWNED_ANNOTATION",
@@ -65,11 +81,15 @@ __all__ = [
     "PullerCR",
     "PullerState",
     "entry_name",
+    "has_entry",
     "is_dns1123_label",
+    "is_object_name",
     "parse_images",
     "puller_view",
     "read_entry_kinds",
     "read_entry_tags",
+    "last_write_by",
+    "parse_time",
     "read_owned",
     "render_entry_kinds",
     "render_entry_tags",
@@ -92,6 +112,19 @@ TAGS_ANNOTATION = "prepull-agent.io/entry-tags"
 RESERVED_NAMES = frozenset({"copy-sleep"})
 
 KIND = "KubernetesImagePuller"  # agent.model.KindName.IMAGE_PULLER (this module imports no model)
+
+# What an empty field means, as the operator and the puller read it. The operator writes
+# `deploymentName` and `imagePullerImage` defaults into the CR and passes `daemonsetName`
+# to the puller only when set (che-incubator/kubernetes-image-puller-operator
+# `controllers/kubernetesimagepuller_controller.go`, `pkg/config/configmap.go`,
+# `pkg/defaults/defaults.go`: DaemonSetName, DeploymentName "kubernetes-image-puller");
+# the puller's own defaults agree (che-incubator/kubernetes-image-puller `cfg/envvars.go`:
+# DAEMONSET_NAME "kubernetes-image-puller", KIP_IMAGE "quay.io/eclipse/kubernetes-image-puller:next").
+DEFAULT_DEPLOYMENT_NAME = "kubernetes-image-puller"
+DEFAULT_CONFIG_MAP_NAME = "k8s-image-puller"
+DEFAULT_DAEMONSET_NAME = "kubernetes-image-puller"
+DEFAULT_PULLER_IMAGE = "quay.io/eclipse/kubernetes-image-puller:next"
+_SUBDOMAIN_MAX = 253
 
 # Go's strings.TrimSpace trims what unicode.IsSpace accepts: the Unicode White_Space set.
 # Python's str.strip() also trims U+001C..U+001F, which Go keeps, so the set is explicit.
@@ -226,6 +259,20 @@ def is_dns1123_label(name: str) -> bool:
     return isinstance(name, str) and len(name) <= _LABEL_MAX and _DNS1123_LABEL.fullmatch(name) is not None
 
 
+def is_object_name(name: str) -> bool:
+    """A DNS-1123 subdomain (labels joined by `.`, at most 253 characters): what the API
+    accepts as a Deployment's or DaemonSet's name, and safe to put in a request path."""
+    return (
+        isinstance(name, str) and 0 < len(name) <= _SUBDOMAIN_MAX and all(map(is_dns1123_label, name.split(".")))
+    )
+
+
+def has_entry(entries: Sequence[Entry]) -> bool:
+    """Whether the puller reads at least one `name=image` entry from `entries`: a list
+    without one crash-loops it (see the module docstring)."""
+    return any(e.name is not None and e.image is not None for e in entries)
+
+
 def _sanitize(text: str) -> str:
     return _NOT_LABEL_CHARS.sub("-", text.lower()).strip("-")
 
@@ -354,6 +401,14 @@ class PullerCR:
     entry_tags: dict[str, str] = field(default_factory=dict)  # from TAGS_ANNOTATION
     affinity: NodeAffinity | None = None  # spec.affinity's required node affinity; None if none
     tolerations: tuple[Toleration, ...] = ()  # spec.tolerations decoded
+    uid: str = ""  # metadata.uid: what an Event names
+    deployment_name: str = DEFAULT_DEPLOYMENT_NAME  # spec.deploymentName, the operator's default if empty
+    config_map_name: str = DEFAULT_CONFIG_MAP_NAME  # spec.configMapName, the default if empty
+    daemonset_name: str = DEFAULT_DAEMONSET_NAME  # spec.daemonsetName, the default if empty
+    puller_image: str = ""  # spec.imagePullerImage, else status.imagePullerImage; "" if neither
+    conditions: tuple[Condition, ...] = ()  # status.conditions, where an operator writes them
+    last_written: datetime | None = None  # the agent's field manager's time in managedFields
+    images_set: datetime | None = None  # the latest time of a field manager that owns spec.images
 
     def entries(self) -> tuple[Entry, ...]:
         return parse_images(self.images)
@@ -410,6 +465,16 @@ class PullerState:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One entry of `status.conditions` (metav1.Condition's shape)."""
+
+    type: str
+    status: str
+    reason: str = ""
+    message: str = ""
+
+
 class InvalidPullerCR(ValueError):
     """The object cannot be read as a KubernetesImagePuller; the message names object and field."""
 
@@ -450,6 +515,8 @@ def read_puller(obj: Mapping[str, Any]) -> PullerCR:
     except PlacementError as e:
         raise InvalidPullerCR(f"{where}: {e.field} {e.problem}") from None
     annotations = metadata.get("annotations")
+    status = obj.get("status")
+    status = status if isinstance(status, Mapping) else {}
     return PullerCR(
         namespace=namespace,
         name=name,
@@ -461,7 +528,86 @@ def read_puller(obj: Mapping[str, Any]) -> PullerCR:
         entry_tags=read_entry_tags(annotations),
         affinity=affinity,
         tolerations=tolerations,
+        uid=_text(metadata.get("uid")),
+        deployment_name=_text(spec.get("deploymentName")) or DEFAULT_DEPLOYMENT_NAME,
+        config_map_name=_text(spec.get("configMapName")) or DEFAULT_CONFIG_MAP_NAME,
+        daemonset_name=_text(spec.get("daemonsetName")) or DEFAULT_DAEMONSET_NAME,
+        puller_image=_text(spec.get("imagePullerImage")) or _text(status.get("imagePullerImage")),
+        conditions=_conditions(status.get("conditions")),
+        last_written=last_write_by(metadata.get("managedFields"), FIELD_MANAGER),
+        images_set=_images_set(metadata.get("managedFields")),
     )
+
+
+_MAX_CONDITIONS = 16
+_MAX_CONDITION_TEXT = 512
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _conditions(raw: Any) -> tuple[Condition, ...]:
+    """status.conditions as far as they have the metav1.Condition shape; the rest is
+    skipped. No stored version of the operator writes them and its CRD prunes them
+    (che-incubator/kubernetes-image-puller-operator `api/v1alpha1/kubernetesimagepuller_types.go`:
+    status holds only imagePullerImage), so this reads what a future or patched one would."""
+    if not isinstance(raw, list):
+        return ()
+    found = []
+    for item in raw[:_MAX_CONDITIONS]:
+        if isinstance(item, Mapping) and isinstance(item.get("type"), str) and isinstance(item.get("status"), str):
+            found.append(
+                Condition(
+                    item["type"][:_MAX_CONDITION_TEXT],
+                    item["status"][:_MAX_CONDITION_TEXT],
+                    _text(item.get("reason"))[:_MAX_CONDITION_TEXT],
+                    _text(item.get("message"))[:_MAX_CONDITION_TEXT],
+                )
+            )
+    return tuple(found)
+
+
+def last_write_by(managed_fields: Any, manager: str) -> datetime | None:
+    """When `manager` last changed the object itself (not a subresource), from
+    `metadata.managedFields`; None when it never did or the entry cannot be read."""
+    if not isinstance(managed_fields, list):
+        return None
+    times = []
+    for entry in managed_fields:
+        if not isinstance(entry, Mapping) or entry.get("manager") != manager or entry.get("subresource"):
+            continue
+        when = parse_time(entry.get("time"))
+        if when is not None:
+            times.append(when)
+    return max(times) if times else None
+
+
+def _images_set(managed_fields: Any) -> datetime | None:
+    """At the latest, when spec.images last changed: the latest time of the field managers
+    that own it (a manager's time moves with any change it makes, so this may be later)."""
+    if not isinstance(managed_fields, list):
+        return None
+    times = []
+    for entry in managed_fields:
+        if not isinstance(entry, Mapping) or entry.get("subresource"):
+            continue
+        owned = entry.get("fieldsV1")
+        spec = owned.get("f:spec") if isinstance(owned, Mapping) else None
+        if isinstance(spec, Mapping) and "f:images" in spec and (when := parse_time(entry.get("time"))):
+            times.append(when)
+    return max(times) if times else None
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A metav1.Time (`2024-05-01T10:00:00Z`, RFC 3339), timezone-aware; None if it is not one."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else None
 
 
 def _identity(obj: Any) -> tuple[Mapping[str, Any], str, str, str]:

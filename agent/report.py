@@ -18,16 +18,18 @@ import difflib
 import json
 import shutil
 import sys
+from datetime import datetime
 from typing import Any
 
 import yaml
 
 from agent.outcome import CycleResult, TargetOutcome
-from agent.plan import Candidate, Plan
+from agent.plan import Candidate, Deferred, Plan
 from agent.pools import Gap, Pool
-from agent.puller import render_images
+from agent.puller import DEFAULT_DAEMONSET_NAME, DEFAULT_DEPLOYMENT_NAME, PullerState, render_images
 from agent.quantity import format_bytes, format_duration
 from agent.startup import EventCounts, ImagePulls, TargetStartup
+from agent.status import ImagePresence, PullerStatus, Sync
 
 API_VERSION = "prepull-agent.io/v1"
 KIND = "CycleReport"
@@ -90,7 +92,7 @@ def _target_doc(outcome: TargetOutcome, result: CycleResult) -> dict[str, Any]:
                 "candidates": [], "rejected": [], "problems": [], "not_prepullable": [], "warnings": [],
                 "failed_sources": {},
                 "images_before": None, "images_after": None, "owned_after": {}, "changed": False, "written": False,
-                "error": outcome.error, "startup": None}
+                "deferred": None, "puller": None, "images_present": [], "error": outcome.error, "startup": None}
     return {
         "target": target,
         "pool": _pool_doc(outcome.pool),
@@ -124,6 +126,9 @@ def _target_doc(outcome: TargetOutcome, result: CycleResult) -> dict[str, Any]:
         "owned_after": dict(plan.desired.owned),
         "changed": plan.changed,
         "written": outcome.written,
+        "deferred": _deferred_doc(plan),
+        "puller": _puller_doc(outcome.status),
+        "images_present": [_presence_doc(p) for p in outcome.presence],
         "error": outcome.error,
         "startup": _startup_doc(outcome.startup),
     }
@@ -178,6 +183,63 @@ def _events_doc(counts: EventCounts | None) -> dict[str, Any] | None:
 
 def _rounded(seconds: float | None) -> float | None:
     return round(seconds, 3) if seconds is not None else None
+def _deferred_doc(plan: Plan) -> dict[str, Any] | None:
+    deferred = plan.deferred
+    if deferred is None:
+        return None
+    added, removed = _entry_changes(plan.desired, deferred.state)
+    return {
+        "until": deferred.until.isoformat(),
+        "last_written": deferred.last_written.isoformat(),
+        "added": added,
+        "removed": removed,
+        "images_after": deferred.state.images,
+    }
+
+
+def _puller_doc(status: PullerStatus | None) -> dict[str, Any] | None:
+    if status is None:
+        return None
+    deployment, daemonset = status.deployment, status.daemonset
+    return {
+        "sync": status.sync.value,
+        "since": status.since.isoformat() if status.since else None,
+        "first_seen": status.first_seen.isoformat(),
+        "deployment": {
+            "name": status.deployment_name,
+            "found": deployment is not None,
+            "replicas": deployment.replicas if deployment else None,
+            "ready": deployment.ready if deployment else None,
+            "error": status.deployment_error,
+        },
+        "daemonset": {
+            "name": status.daemonset_name,
+            "found": daemonset is not None,
+            "created": daemonset.created.isoformat() if daemonset and daemonset.created else None,
+            "entries": len(daemonset.containers) if daemonset else None,
+            "nodes": {"desired": daemonset.desired, "scheduled": daemonset.scheduled, "ready": daemonset.ready}
+            if daemonset else None,
+        },
+        "not_in_daemonset": list(status.not_in_daemonset),
+        "not_in_list": list(status.not_in_list),
+        "has_conditions": status.has_conditions,
+        "degraded": status.degraded,
+        "stalled": status.stalled,
+        "hint": status.hint,
+        "error": status.error,
+    }
+
+
+def _presence_doc(found: ImagePresence) -> dict[str, Any]:
+    return {"name": found.name, "image": found.image, "nodes": found.nodes, "present": found.present,
+            "missing": found.missing, "unknown": found.unknown}
+
+
+def _entry_changes(before: PullerState, after: PullerState) -> tuple[list[str], list[str]]:
+    """Entry names added and removed from `before` to `after` (a changed image is both)."""
+    old = {e.text: e.name or e.text for e in before.entries}
+    new = {e.text: e.name or e.text for e in after.entries}
+    return sorted(n for t, n in new.items() if t not in old), sorted(n for t, n in old.items() if t not in new)
 
 
 def _pool_doc(pool: Pool | None) -> dict[str, Any] | None:
@@ -264,6 +326,21 @@ def _findings(result: CycleResult, *, width: int | None) -> list[str]:
     return ["\n".join(lines)] if lines else []
 
 
+def puller_role_rules(name: str) -> list[dict[str, Any]]:
+    """What the agent needs in a puller's namespace (manifests/base/rbac-puller.yaml): get and
+    patch its CR, get the puller's Deployment and DaemonSet (by the operator's default
+    names), create and patch Events."""
+    return [
+        {"apiGroups": ["che.eclipse.org"], "resources": ["kubernetesimagepullers"], "resourceNames": [name],
+         "verbs": ["get", "patch"]},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": [DEFAULT_DEPLOYMENT_NAME],
+         "verbs": ["get"]},
+        {"apiGroups": ["apps"], "resources": ["daemonsets"], "resourceNames": [DEFAULT_DAEMONSET_NAME],
+         "verbs": ["get"]},
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+    ]
+
+
 def _gap_lines(gap: Gap) -> list[str]:
     """Nodes no puller covers, and what would cover them: the CR, its target, its RBAC."""
     group = gap.group
@@ -275,8 +352,7 @@ def _gap_lines(gap: Gap) -> list[str]:
     rbac = [
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
          "metadata": {"name": "prepull-agent-puller", "namespace": namespace},
-         "rules": [{"apiGroups": ["che.eclipse.org"], "resources": ["kubernetesimagepullers"],
-                    "resourceNames": [name], "verbs": ["get", "patch"]}]},
+         "rules": puller_role_rules(name)},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
          "metadata": {"name": "prepull-agent-puller", "namespace": namespace},
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "prepull-agent-puller"},
@@ -307,14 +383,77 @@ def _target_table(outcome: TargetOutcome, *, dry_run: bool, width: int | None) -
         lines.append(_pool_line(outcome.pool))
     if outcome.startup is not None:
         lines.append(startup_line(outcome.startup))
+    if outcome.status is not None:
+        lines += [_cut(line, width) for line in _puller_lines(outcome.status, outcome.presence, width=width)]
     lines.append("")
     lines += table_lines(plan.candidates, width=width, startup=outcome.startup)
     for name, reason in sorted(plan.failed_sources.items()):
         lines.append(f"\nWarning: {name} could not be listed ({reason}); images the agent manages are kept.")
     for warning in plan.warnings:
         lines.append(f"\nWarning: {warning}")
-    lines += ["", _diff(plan) or "spec.images: no change.", _verdict(outcome, dry_run=dry_run)]
+    status = outcome.status
+    if status is not None and status.stalled:
+        lines.append(f"\nWarning: {status.stalled}.\n  What to do: {status.hint}.")
+    if status is not None and status.degraded:
+        lines.append(f"\nWarning: the KubernetesImagePuller is Degraded: {status.degraded}")
+    lines += ["", _diff(plan) or "spec.images: no change."]
+    if plan.deferred is not None:
+        lines.append(_deferred_line(plan, plan.deferred))
+    lines.append(_verdict(outcome, dry_run=dry_run))
     return "\n".join(lines)
+
+
+def _puller_lines(status: PullerStatus, presence: tuple[ImagePresence, ...], *, width: int | None) -> list[str]:
+    """The puller's Deployment and DaemonSet, and the listed images on the pool's nodes."""
+    deployment = status.deployment
+    if deployment is not None:
+        running = f"{deployment.ready}/{deployment.replicas} ready"
+    else:
+        running = f"unknown ({status.deployment_error})" if status.deployment_error else "missing"
+    lines = [
+        f"  puller Deployment {status.deployment_name}: {running}",
+        f"  puller DaemonSet {status.daemonset_name}: {_sync_text(status)}",
+    ]
+    if presence:
+        lines.append(_fitted("  images on the nodes: ", [str(p) for p in presence], width))
+    return lines
+
+
+def _fitted(prefix: str, items: list[str], width: int | None) -> str:
+    """`prefix` and the items, as many as fit `width` with a count of the rest."""
+    kept: list[str] = []
+    for i, item in enumerate(items):
+        rest = len(items) - i - 1
+        tail = f", ... {rest} more (--output wide)" if rest else ""
+        if width is not None and len(prefix + ", ".join([*kept, item]) + tail) > width:
+            break
+        kept.append(item)
+    if len(kept) == len(items):
+        return prefix + ", ".join(kept)
+    return prefix + ", ".join([*kept, f"... {len(items) - len(kept)} more (--output wide)"])
+
+
+def _sync_text(status: PullerStatus) -> str:
+    daemonset = status.daemonset
+    since = f"since {_when(status.since)}" if status.since else "since unknown"
+    if status.sync is Sync.UNKNOWN:
+        return f"unknown ({status.error})"
+    if status.sync is Sync.MISSING or daemonset is None:
+        return f"missing, {since}"
+    state = "in sync" if status.sync is Sync.IN_SYNC else "out of sync"
+    return (f"{state} {since}, {daemonset.ready}/{daemonset.desired} nodes ready "
+            f"({daemonset.scheduled} scheduled)")
+
+
+def _deferred_line(plan: Plan, deferred: Deferred) -> str:
+    added, removed = _entry_changes(plan.desired, deferred.state)
+    what = "; ".join(f"{verb} {', '.join(names)}" for verb, names in (("add", added), ("remove", removed)) if names)
+    return (f"Deferred until {_when(deferred.until)} (last written {_when(deferred.last_written)}, less than "
+            f"puller.min_write_interval_seconds ago): {what or 'update the agent annotations'}.")
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
 
 
 def _pool_line(pool: Pool) -> str:

@@ -69,6 +69,7 @@ __all__ = [
     "Kube",
     "LeaderElection",
     "Logging",
+    "Puller",
     "References",
     "Selection",
     "Serve",
@@ -219,6 +220,7 @@ PageSize = Annotated[int, _Strict, Field(ge=1, le=5000), _Accepts("an integer fr
 Port = Annotated[int, _Strict, Field(ge=1, le=65535), _Accepts("an integer from 1 to 65535")]
 Score = Annotated[float, _Strict, _Finite, Field(ge=0), _Accepts("a number >= 0")]
 Seconds = Annotated[float, _Strict, _Finite, Field(gt=0), _Accepts("a number > 0")]
+SecondsOrOff = Annotated[float, _Strict, _Finite, Field(ge=0), _Accepts("a number >= 0 (0: off)")]
 Margin = Annotated[float, _Strict, _Finite, Field(ge=0, lt=1), _Accepts("a number >= 0 and < 1")]
 Share = Annotated[float, _Strict, _Finite, Field(gt=0, le=1), _Accepts("a number > 0 and <= 1")]
 Factor = Annotated[float, _Strict, _Finite, Field(ge=1), _Accepts("a number >= 1")]
@@ -621,6 +623,17 @@ class Serve:
 
 
 @_settings
+class Puller:
+    """How the agent treats the puller it writes for: how often it may make it roll out, and
+    how long it waits for the puller to show a change before it warns."""
+
+    min_write_interval_seconds: SecondsOrOff = 300.0
+    """seconds between two writes of one target; a change within them waits (0: off)"""
+    sync_grace_seconds: Seconds = 600.0
+    """seconds the puller's DaemonSet may be missing or out of sync before the agent warns"""
+
+
+@_settings
 class Logging:
     """Log output."""
 
@@ -665,6 +678,8 @@ class Settings:
     """API server requests"""
     serve: Section[Serve] = Serve()
     """the long-running mode"""
+    puller: Section[Puller] = Puller()
+    """writes to the puller and what the agent expects of it"""
     logging: Section[Logging] = Logging()
     """log output"""
 

@@ -25,6 +25,10 @@ Idempotent reads are retried a bounded number of times on 429 (honouring Retry-A
 5xx and lost connections. Writes are never retried here: the caller decides, because a
 write carries a resourceVersion precondition and a retry after an unknown outcome must
 re-read first.
+
+Every request carries the agent's User-Agent (`agent.version.USER_AGENT`) and every write
+`fieldManager=prepull-agent` (`agent.version.FIELD_MANAGER`), so `managedFields` and the
+audit log name the agent rather than the client library.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ from agent.kube.errors import (
     error_for,
 )
 from agent.kube.listjson import BadList, decode_list, skim_list
+from agent.version import FIELD_MANAGER, USER_AGENT
 
 JSON = dict[str, Any]
 Body = bytes | bytearray
@@ -128,6 +133,7 @@ class Kube:
         credentials: Credentials | None = None,
     ) -> None:
         self._api = api_client
+        api_client.user_agent = USER_AGENT
         self.credentials = credentials or Credentials(source="", path="", server=str(api_client.configuration.host))
         self._timeout = timeout
         self._retries = retries
@@ -250,7 +256,8 @@ class Kube:
                 self._sleep(_retry_delay(e, attempt))
 
     def _send(self, method: str, path: str, *, body: JSON, content_type: str) -> JSON:
-        answer = self._request(method, path, body=body, content_type=content_type)
+        query = {"fieldManager": FIELD_MANAGER}
+        answer = self._request(method, path, query=query, body=body, content_type=content_type)
         return _decode(answer.data, method=method, path=path)
 
     def _request(

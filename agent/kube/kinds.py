@@ -85,3 +85,7 @@ CONFIG_MAP = Kind(KindName.CONFIG_MAP, "", "v1", "configmaps", namespaced=True)
 IMAGE_PULLER = Kind(KindName.IMAGE_PULLER, "che.eclipse.org", "v1alpha1", "kubernetesimagepullers", namespaced=True)
 NODE = Kind(KindName.NODE, "", "v1", "nodes", namespaced=False)
 LEASE = Kind(KindName.LEASE, "coordination.k8s.io", "v1", "leases", namespaced=True)
+# The puller's own workloads (read by name only) and the Events the agent posts on its CR.
+DEPLOYMENT = Kind(KindName.DEPLOYMENT, "apps", "v1", "deployments", namespaced=True)
+DAEMON_SET = Kind(KindName.DAEMON_SET, "apps", "v1", "daemonsets", namespaced=True)
+EVENT = Kind(KindName.EVENT, "events.k8s.io", "v1", "events", namespaced=True)

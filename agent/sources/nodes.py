@@ -11,7 +11,8 @@ nodes repeat (label strings, taint lists, resource sets) are interned: one copy 
 
 Names in `status.images` are node-reported strings, not parsed: they are only looked up,
 never written. `agent.sizes.ImageSizes` keeps them, and decides which sizes can be trusted
-(a tag's only with the digest the same entry names).
+(a tag's only with the digest the same entry names). Each node also keeps the names it
+reports (`NodeImages`, interned), so the report can say on how many nodes a listed image is.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.model import KindName, NodeInfo, Taint
+from agent.model import NODE_STATUS_MAX_IMAGES, NODE_STATUS_MAX_NAMES, KindName, NodeImages, NodeInfo, Taint
 from agent.placement import is_extended_resource, quantity_is_positive
 from agent.quantity import parse_quantity
 from agent.sizes import ImageSizes
@@ -31,6 +32,7 @@ KIND = KindName.NODE
 MAX_TAINTS = 64  # taints read per node; a real node has a handful
 MAX_ALLOCATABLE = 128  # status.allocatable entries looked at per node
 MAX_EXTENDED = 32  # extended resources kept per node
+MAX_IMAGES = 4 * NODE_STATUS_MAX_IMAGES  # status.images entries read per node (a kubelet may report all)
 
 
 @dataclass
@@ -50,6 +52,7 @@ def read_node(obj: Mapping[str, Any], into: NodeFindings) -> None:
     node_labels = {sys.intern(str(k)): sys.intern(str(v)) for k, v in labels_of(obj).items()}
     shared = into.interned
     taints, extended = _taints(obj), _extended(obj)
+    images = _images(obj, into)
     into.nodes.append(
         NodeInfo(
             as_str(dig(obj, "metadata", "name")),
@@ -58,14 +61,41 @@ def read_node(obj: Mapping[str, Any], into: NodeFindings) -> None:
             taints=shared.setdefault(taints, taints),
             unschedulable=dig(obj, "spec", "unschedulable") is True,
             extended=shared.setdefault(extended, extended),
+            images=images,
         )
     )
-    for image in as_list(dig(obj, "status", "images")):
+
+
+def _images(obj: Mapping[str, Any], into: NodeFindings) -> NodeImages | None:
+    """Feed `into.sizes` with the node's status.images, and return what the node holds."""
+    listed = as_list(dig(obj, "status", "images"))
+    if not listed:
+        return None
+    names: set[str] = set()
+    clipped: set[str] = set()
+    smallest = 0
+    for image in listed[:MAX_IMAGES]:
         if not isinstance(image, Mapping):
             continue
+        found = [sys.intern(n) for n in as_list(image.get("names")) if isinstance(n, str)]
+        names.update(found)
+        if len(found) >= NODE_STATUS_MAX_NAMES:
+            clipped.update(sys.intern(_repository(n)) for n in found)
         size = image.get("sizeBytes")
         if isinstance(size, int) and not isinstance(size, bool) and size > 0:
-            into.sizes.add((n for n in as_list(image.get("names")) if isinstance(n, str)), size)
+            into.sizes.add(found, size)
+            smallest = size if not smallest else min(smallest, size)
+    count = len(listed) if len(listed) <= MAX_IMAGES else max(len(listed), NODE_STATUS_MAX_IMAGES)
+    return NodeImages(frozenset(names), count, smallest, frozenset(clipped))
+
+
+def _repository(name: str) -> str:
+    """`registry/repo` of a reported name (`registry/repo@digest` or `registry/repo:tag`)."""
+    at = name.find("@")
+    if at >= 0:
+        return name[:at]
+    slash, colon = name.rfind("/"), name.rfind(":")
+    return name[:colon] if colon > slash else name
 
 
 def _taints(obj: Mapping[str, Any]) -> tuple[Taint, ...]:

@@ -26,8 +26,8 @@ only the answer: the server acted, the client does not know (a write's unknown o
 `on_hit(record)` is called in the proxy's thread when the rule fires, before the action
 (e.g. to kill the API server at that precise moment).
 
-Every request is recorded (`records`: method, path, query, what was done, the upstream
-status) so tests can count attempts and faults. When the upstream cannot be reached at all,
+Every request is recorded (`records`: method, path, query, User-Agent, what was done, the
+upstream status) so tests can count attempts and faults. When the upstream cannot be reached at all,
 the client's connection is reset, as a dead API server would look.
 
     with FaultProxy(cluster.server, cluster.ca_file) as proxy:
@@ -86,6 +86,7 @@ class Record:
     query: dict[str, str]
     action: str = "forward"  # or "pass": forwarded, matched by a rule
     upstream_status: int | None = None  # None: not forwarded, or no answer upstream
+    user_agent: str = ""
 
 
 @dataclass
@@ -220,9 +221,11 @@ class FaultProxy:
 
     # -- used by the handler -------------------------------------------------------------
 
-    def _decide(self, method: str, path: str, query: dict[str, str]) -> tuple[Rule | None, Record]:
+    def _decide(
+        self, method: str, path: str, query: dict[str, str], user_agent: str = ""
+    ) -> tuple[Rule | None, Record]:
         with self._lock:
-            record = Record(method, path, query)
+            record = Record(method, path, query, user_agent=user_agent)
             self.records.append(record)
             for rule in self.rules:
                 if rule.matches(method, path, query):
@@ -268,7 +271,7 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
-        rule, record = self.owner._decide(self.command, parts.path, query)
+        rule, record = self.owner._decide(self.command, parts.path, query, self.headers.get("User-Agent") or "")
         if rule is not None and rule.on_hit is not None:
             rule.on_hit(record)
 

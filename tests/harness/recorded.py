@@ -8,7 +8,13 @@ made stable: resourceVersion, uid and continue tokens replaced by placeholders (
 value by the same placeholder, in requests and answers), every creationTimestamp made one
 instant (the samples are loaded within a second or two: which second varies), a discovery
 answer's resources sorted by name (the server's order varies), `managedFields` left out
-(the agent never reads them). Nothing else is changed.
+(their times change every recording; the agent reads in them only when it last wrote a CR
+and when spec.images last changed, so a replayed cycle sees no earlier write of its own:
+nothing is deferred by the minimum interval, and a puller's "since" is unknown), and in an
+`events.k8s.io/v1` Event the agent posts, the values taken from the clock and the host
+(`eventTime`, `series.lastObservedTime`, `metadata.name`, `reportingInstance`) replaced by
+fixed ones, in requests as in answers, and when a request is matched. Nothing else is
+changed.
 
 `Replay` is enough of an `ApiClient` for `agent.kube.client.Kube`: it answers a request
 with the answer recorded for exactly that request (method, path, query, Accept and body);
@@ -66,7 +72,26 @@ class Exchange:
 
 
 def _key(method: str, path: str, query: Mapping[str, str], accept: str, body: Any) -> Key:
-    return method, path, tuple(sorted(query.items())), accept, json.dumps(body, sort_keys=True)
+    return method, path, tuple(sorted(query.items())), accept, json.dumps(_stable_event(body), sort_keys=True)
+
+
+# An Event's values that come from the clock and the host, as every recording and replay has them.
+EVENT_FIXED = {"eventTime": "2026-01-01T00:00:00.000000Z", "reportingInstance": "prepull-agent-recorded"}
+EVENT_NAME = "recorded-event"
+
+
+def _stable_event(value: Any) -> Any:
+    """`value` with an events.k8s.io/v1 Event's clock and host values fixed (see the
+    module docstring); anything else as it is."""
+    if not isinstance(value, dict):
+        return value
+    if value.get("apiVersion") == "events.k8s.io/v1" and value.get("kind") == "Event":
+        value = {**value, **{k: v for k, v in EVENT_FIXED.items() if k in value}}
+        if isinstance(value.get("metadata"), dict) and "name" in value["metadata"]:
+            value["metadata"] = {**value["metadata"], "name": EVENT_NAME}
+    if isinstance(value.get("series"), dict) and "lastObservedTime" in value["series"]:
+        value = {**value, "series": {**value["series"], "lastObservedTime": EVENT_FIXED["eventTime"]}}
+    return value
 
 
 @dataclass
@@ -304,8 +329,8 @@ class Placeholders:
         out = []
         for e in exchanges:  # requests first: they carry values earlier answers gave
             query = {k: self._name("continue", v) if k == "continue" else v for k, v in e.query.items()}
-            body = self._walk(e.body)
-            out.append(Exchange(e.method, e.path, query, e.accept, body, e.status, self._walk(e.answer),
+            body = self._walk(_stable_event(e.body))
+            out.append(Exchange(e.method, e.path, query, e.accept, body, e.status, self._walk(_stable_event(e.answer)),
                                 e.retry_after))
         return out
 

@@ -308,7 +308,7 @@ def test_sigterm_mid_cycle_keeps_the_lease_until_the_cycle_ends(kubes, api_clien
     cycle_started, let_cycle_end = threading.Event(), threading.Event()
     seen: dict[str, object] = {}
 
-    def slow_cycle(kube, settings, *, dry_run, may_write):
+    def slow_cycle(kube, settings, *, dry_run, may_write, memory):
         cycle_started.set()
         let_cycle_end.wait(60)
         seen.update(holder=holder(api_client, namespace), may_write=may_write())
@@ -348,10 +348,10 @@ def test_a_leader_that_loses_its_lease_mid_cycle_exits_7_at_once_and_writes_noth
     cycle_started, let_cycle_go_on, cycle_ended = threading.Event(), threading.Event(), threading.Event()
     results: list[CycleResult] = []
 
-    def cycle(kube, settings, *, dry_run, may_write):
+    def cycle(kube, settings, *, dry_run, may_write, memory):
         cycle_started.set()
         let_cycle_go_on.wait(60)
-        results.append(run_cycle(kube, settings, dry_run=dry_run, may_write=may_write))
+        results.append(run_cycle(kube, settings, dry_run=dry_run, may_write=may_write, memory=memory))
         cycle_ended.set()
         return results[-1]
 

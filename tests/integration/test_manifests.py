@@ -32,7 +32,15 @@ from kubernetes.config import new_client_from_config
 from agent.events import EVENTS_PATH
 from agent.kube import kinds
 from agent.observe import SOURCES
-from agent.puller import OWNED_ANNOTATION, puller_view, read_owned, read_puller
+from agent.puller import (
+    DEFAULT_DAEMONSET_NAME,
+    DEFAULT_DEPLOYMENT_NAME,
+    OWNED_ANNOTATION,
+    puller_view,
+    read_owned,
+    read_puller,
+)
+from agent.report import puller_role_rules
 from agent.settings import load_settings
 from tests.harness.cluster import ClusterUnavailable, LocalCluster, binaries_dir
 from tests.harness.loader import apply_objects, request
@@ -203,7 +211,7 @@ def test_the_reader_role_grants_get_and_list_on_exactly_what_the_agent_reads(ren
     assert set(granted) == {(g, r) for g, resources in ALL_READS.items() for r in resources}
 
 
-def test_the_only_writes_granted_are_the_puller_patch_the_lease_and_the_startup_summary(rendered):
+def test_the_only_writes_granted_are_the_puller_patch_its_events_the_lease_and_the_startup_summary(rendered):
     _, objs = rendered["deployment"]
     for role in (o for o in objs if o["kind"] in ("Role", "ClusterRole")):
         for rule in role["rules"]:
@@ -211,8 +219,17 @@ def test_the_only_writes_granted_are_the_puller_patch_the_lease_and_the_startup_
                 assert "*" not in rule.get(field, []), (role["metadata"]["name"], rule)
 
     puller_rules = find(objs, "Role", "prepull-agent-puller")["rules"]
-    assert puller_rules == [{"apiGroups": [kinds.IMAGE_PULLER.group], "resources": [kinds.IMAGE_PULLER.plural],
-                             "resourceNames": [PULLER], "verbs": ["get", "patch"]}]
+    assert puller_rules == [
+        {"apiGroups": [kinds.IMAGE_PULLER.group], "resources": [kinds.IMAGE_PULLER.plural],
+         "resourceNames": [PULLER], "verbs": ["get", "patch"]},
+        # The puller's workloads, read by name only; Events posted on the CR (issue 13).
+        {"apiGroups": [kinds.DEPLOYMENT.group], "resources": [kinds.DEPLOYMENT.plural],
+         "resourceNames": [DEFAULT_DEPLOYMENT_NAME], "verbs": ["get"]},
+        {"apiGroups": [kinds.DAEMON_SET.group], "resources": [kinds.DAEMON_SET.plural],
+         "resourceNames": [DEFAULT_DAEMONSET_NAME], "verbs": ["get"]},
+        {"apiGroups": [kinds.EVENT.group], "resources": [kinds.EVENT.plural], "verbs": ["create", "patch"]},
+    ]
+    assert puller_rules == puller_role_rules(PULLER)  # what the table suggests for a new puller
 
     # KServe's ConfigMap: get, by name, nothing else (agent/observe.py `_storage_config`)
     kserve_rules = find(objs, "Role", "prepull-agent-kserve-config")["rules"]
@@ -265,7 +282,8 @@ def test_the_config_map_is_a_configuration_the_agent_accepts_and_matches_rbac(re
 def test_the_gpu_target_adds_a_puller_per_pool_with_rbac_for_exactly_that_cr(rendered, tmp_path):
     """components/gpu-target: the GPU pool's puller in its own namespace, selecting the GPU
     nodes and tolerating their taint; the agent's targets name both pullers, and each
-    target has a Role that lets the agent read and patch that CR only."""
+    target has a Role that lets the agent read and patch that CR only, get its puller's
+    Deployment and DaemonSet, and post Events."""
     _, objs = rendered["deployment-gpu"]
     container = only_container(find(objs, "Deployment", "prepull-agent")["spec"]["template"])
     env = {e["name"]: e.get("value") for e in container["env"]}
@@ -275,8 +293,7 @@ def test_the_gpu_target_adds_a_puller_per_pool_with_rbac_for_exactly_that_cr(ren
     assert [(t.namespace, t.name) for t in settings.targets] == [(PULLER_NS, PULLER), (GPU_NS, PULLER)]
     for target in settings.targets:
         role = next(o for o in objs if key(o) == ("Role", target.namespace, "prepull-agent-puller"))
-        assert role["rules"] == [{"apiGroups": [kinds.IMAGE_PULLER.group], "resources": [kinds.IMAGE_PULLER.plural],
-                                  "resourceNames": [target.name], "verbs": ["get", "patch"]}]
+        assert role["rules"] == puller_role_rules(target.name)
     gpu = read_puller({**find(objs, "KubernetesImagePuller", PULLER), "metadata": {
         "name": PULLER, "namespace": GPU_NS, "resourceVersion": "1"}})
     assert gpu.node_selector == {"nvidia.com/gpu.present": "true"}
@@ -702,10 +719,31 @@ def test_the_service_account_cannot_touch_other_pullers_secrets_or_workloads(
             notebook = kinds.NOTEBOOK.path(namespace="team-vision", name="vision-train")
             assert _status(sa, "GET", notebook) == 200
             assert _status(sa, "DELETE", notebook) == 403
+
+            # The puller's Deployment and DaemonSet: get by name (none here: 404, not 403), nothing more.
+            for kind, name in ((kinds.DEPLOYMENT, DEFAULT_DEPLOYMENT_NAME), (kinds.DAEMON_SET, DEFAULT_DAEMONSET_NAME)):
+                assert _status(sa, "GET", kind.path(namespace=PULLER_NS, name=name)) == 404
+                assert _status(sa, "GET", kind.path(namespace=PULLER_NS, name="other")) == 403
+                assert _status(sa, "GET", kind.path(namespace=PULLER_NS)) == 403  # list
+                assert _status(sa, "DELETE", kind.path(namespace=PULLER_NS, name=name)) == 403
+                assert _status(sa, "GET", kind.path(namespace="team-vision", name=name)) == 403
+            # Events: create (and patch) in the puller's namespace only; never read or delete.
+            events = kinds.EVENT.path(namespace=PULLER_NS)
+            event = {"apiVersion": "events.k8s.io/v1", "kind": "Event",
+                     "metadata": {"name": "prepull-rbac-probe", "namespace": PULLER_NS},
+                     "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "prepull-agent.io/prepull-agent",
+                     "reportingInstance": "probe", "action": "CheckPuller", "reason": "Probe", "type": "Normal",
+                     "regarding": {"kind": "KubernetesImagePuller", "namespace": PULLER_NS, "name": PULLER}}
+            assert _status(sa, "POST", events, event) == 200
+            assert _status(sa, "GET", events) == 403
+            assert _status(sa, "DELETE", f"{events}/prepull-rbac-probe") == 403
+            assert _status(sa, "POST", kinds.EVENT.path(namespace="team-vision"),
+                           {**event, "metadata": {"name": "prepull-rbac-probe", "namespace": "team-vision"}}) == 403
         assert request(api_client, "GET", f"{pullers}/other")["spec"]["images"] == ""
     finally:
         _status(api_client, "DELETE", f"{pullers}/other")
         _status(api_client, "DELETE", f"{secrets}/prepull-test-secret")
+        _status(api_client, "DELETE", f"{kinds.EVENT.path(namespace=PULLER_NS)}/prepull-rbac-probe")
 
 
 def test_the_service_account_may_hold_its_lease_and_no_other(agent_kubeconfig, api_client, installed):

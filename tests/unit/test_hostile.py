@@ -235,10 +235,10 @@ def plan_for(observation: Observation, puller: PullerCR, settings: Settings, *,
 
 
 def written(plan: Plan) -> str:
-    """spec.images exactly as `agent.apply.write_plan` sends it."""
-    from agent.apply import EMPTY_IMAGES
-
-    return render_images(plan.desired.entries) or EMPTY_IMAGES
+    """spec.images exactly as `agent.apply.write_plan` sends it (never a list without an entry)."""
+    text = render_images(plan.desired.entries)
+    assert puller_view(text), f"a list the puller reads no entry from: {text!r}"
+    return text
 
 
 def assert_sound(plan: Plan, text: str) -> dict[str, str]:

@@ -22,7 +22,7 @@ def agent_with(outcomes: list[object], failures: int = 3, exits: list[int] | Non
     settings = load_settings(None, env={"PREPULL_SERVE__MAX_CONSECUTIVE_FAILURES": str(failures), **(env or {})})
     script = iter(outcomes)
 
-    def cycle(kube, settings, *, dry_run, may_write):
+    def cycle(kube, settings, *, dry_run, may_write, memory):
         outcome = next(script)
         if isinstance(outcome, Exception):
             raise outcome

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from agent.model import NodeInfo, ObjectRef, Role, State, StreamTag, Usage
 from agent.placement import Placement
-from agent.plan import Plan, PlanInput, make_plan
+from agent.plan import Plan, PlanInput, Tier, make_plan
 from agent.puller import OWNED_ANNOTATION, PullerCR, parse_images, puller_view, read_owned, render_images, render_owned
 from agent.refs import ImageRef, parse_reference
 from agent.settings import DiskBudget, Settings, SettingsError
 from agent.sizes import ImageSizes
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+PLACEHOLDER = "kubernetes-image-puller=quay.io/eclipse/kubernetes-image-puller:next"
 GiB = 2**30
 APPS = "redhat-ods-applications"
 
@@ -70,7 +71,8 @@ def texts(p: Plan) -> list[str]:
 
 
 def selected_images(p: Plan) -> list[str]:
-    return [str(c.image) for c in p.selected]
+    """The images chosen for what they are used for (not the placeholder of an empty list)."""
+    return [str(c.image) for c in p.selected if c.tier is not Tier.PLACEHOLDER]
 
 
 def by_image(p: Plan, image: str):
@@ -220,7 +222,7 @@ def test_excluded_images_are_always_out_even_when_managed():
     owned = {"a": "quay.io/x/a:1"}
     p = plan([use("quay.io/x/a:1")], cr("a=quay.io/x/a:1;", owned), cfg=settings(exclude=("quay.io/x/*",)),
              failed={"Notebook": "HTTP 500"})
-    assert p.desired.entries == ()
+    assert texts(p) == [PLACEHOLDER]
     assert "excluded by pattern 'quay.io/x/*'" in by_image(p, "quay.io/x/a:1").reason
 
 
@@ -587,3 +589,116 @@ def test_the_storage_initializer_one_project_uses_is_not_that_projects_own():
     # the same image spelled out by the project itself is its own
     mine = replace(init, supplier="")
     assert by_image(plan([mine, *own], cfg=settings(max_per_namespace=3)), str(mine.image)).tier.value == "project"
+# -- never break the puller (issue 13) ---------------------------------------------------------
+
+
+def test_an_empty_plan_never_writes_an_empty_list():
+    """";" or "" would crash-loop the puller (no entry); an empty plan lists its own image."""
+    for images in ("", ";", " ; ;\n"):
+        p = plan([], cr(images))
+        assert texts(p) == [PLACEHOLDER]
+        assert puller_view(render_images(p.desired.entries)) == {
+            "kubernetes-image-puller": "quay.io/eclipse/kubernetes-image-puller:next"}
+        (filler,) = p.selected
+        assert filler.tier is Tier.PLACEHOLDER and "at least one entry" in filler.reason
+
+
+def test_the_placeholder_is_the_image_the_cr_runs_the_puller_with():
+    p = plan([], replace(cr(), puller_image="registry.example.com/mirror/kubernetes-image-puller:1.1.1"))
+    assert texts(p) == ["kubernetes-image-puller=registry.example.com/mirror/kubernetes-image-puller:1.1.1"]
+
+
+def test_removing_the_last_managed_entry_leaves_the_placeholder_and_it_stays_put():
+    first = plan([use("quay.io/x/a:1")])
+    emptied = plan([], applied(first))
+    assert texts(emptied) == [PLACEHOLDER]
+    assert emptied.desired.owned == {"kubernetes-image-puller": "quay.io/eclipse/kubernetes-image-puller:next"}
+    assert emptied.desired.entry_kinds == {"kubernetes-image-puller": ()}  # found in no kind
+    again = plan([], applied(emptied))
+    assert not again.changed
+
+
+def test_the_placeholder_goes_as_soon_as_anything_is_listed():
+    emptied = applied(plan([]))
+    p = plan([use("quay.io/x/a:1")], emptied)
+    assert texts(p) == ["a=quay.io/x/a:1"]
+    assert p.desired.owned == {"a": "quay.io/x/a:1"}
+
+
+def test_no_failed_kind_keeps_the_placeholder():
+    emptied = applied(plan([]))
+    p = plan([use("quay.io/x/a:1", kind="ImageStream", state=State.RECOMMENDED)], emptied,
+             failed={"Notebook": "HTTP 500"})
+    assert texts(p) == ["a=quay.io/x/a:1"]
+
+
+def test_an_administrator_entry_is_enough_and_malformed_pieces_are_not():
+    assert texts(plan([], cr(f"{ADMIN};"))) == [ADMIN]
+    assert texts(plan([], cr("broken-entry-without-equals;"))) == ["broken-entry-without-equals", PLACEHOLDER]
+
+
+# -- fewer rollouts (issue 13) -----------------------------------------------------------------
+
+
+def paced(usages: list[Usage], puller: PullerCR, *, last_written: datetime | None, interval: float = 300.0,
+          cfg: Settings | None = None) -> Plan:
+    base = cfg or settings()
+    return make_plan(PlanInput(
+        usages=usages, puller=puller, nodes=[], sizes=ImageSizes(),
+        settings=replace(base, puller=replace(base.puller, min_write_interval_seconds=interval)),
+        now=NOW, applications_namespace=APPS, last_written=last_written,
+    ))
+
+
+A, B = use("quay.io/x/a:1", name="a"), use("quay.io/x/b:1", name="b")
+
+
+def test_a_change_within_the_minimum_interval_waits_and_says_until_when():
+    written = applied(plan([A]))
+    p = paced([A, B], written, last_written=NOW - timedelta(seconds=60))
+    assert not p.changed
+    assert p.deferred is not None
+    assert p.deferred.until == NOW + timedelta(seconds=240)
+    assert [e.text for e in p.deferred.state.entries] == ["a=quay.io/x/a:1", "b=quay.io/x/b:1"]
+
+
+def test_after_the_interval_or_with_it_off_the_change_is_written():
+    written = applied(plan([A]))
+    for p in (paced([A, B], written, last_written=NOW - timedelta(seconds=300)),
+              paced([A, B], written, last_written=NOW - timedelta(seconds=60), interval=0),
+              paced([A, B], written, last_written=None)):
+        assert p.deferred is None
+        assert texts(p) == ["a=quay.io/x/a:1", "b=quay.io/x/b:1"]
+
+
+def test_an_entry_the_policy_now_refuses_is_removed_at_once_and_the_rest_waits():
+    written = applied(plan([use("quay.io/x/a:1"), use("docker.io/evil/b:1", name="b")]))
+    base = settings()
+    strict = replace(base, references=replace(base.references, allowed_registries=("quay.io",)))
+    p = paced([use("quay.io/x/a:1"), use("quay.io/x/c:1", name="c")], written,
+              last_written=NOW - timedelta(seconds=10), cfg=strict)
+    assert texts(p) == ["a=quay.io/x/a:1"]  # b removed now
+    assert p.desired.owned == {"a": "quay.io/x/a:1"}
+    assert p.deferred is not None and [e.text for e in p.deferred.state.entries] == ["a=quay.io/x/a:1", "c=quay.io/x/c:1"]
+
+
+def test_an_entry_hiding_an_administrators_entry_of_the_same_name_goes_at_once():
+    """The puller keeps only the last of two equal names: the agent's `a` must not stay
+    beside the administrator's `a`, not even for the interval."""
+    puller = cr("a=quay.io/x/a:1;\na=quay.io/admin/a:2;\n", {"a": "quay.io/x/a:1"})
+    p = paced([use("quay.io/x/a:1")], puller, last_written=NOW - timedelta(seconds=10))
+    assert texts(p) == ["a=quay.io/admin/a:2"]
+    assert p.deferred is not None  # listing x/a again under another name waits
+    assert [e.text for e in p.deferred.state.entries] == ["a=quay.io/admin/a:2", "a-1=quay.io/x/a:1"]
+
+
+def test_a_list_the_puller_cannot_run_is_fixed_at_once():
+    p = paced([A], cr(";"), last_written=NOW - timedelta(seconds=10))
+    assert texts(p) == [PLACEHOLDER]
+    assert p.deferred is not None and texts(replace(p, desired=p.deferred.state)) == ["a=quay.io/x/a:1"]
+
+
+def test_nothing_urgent_and_nothing_else_within_the_interval_writes_nothing():
+    written = applied(plan([A]))
+    p = paced([A], written, last_written=NOW - timedelta(seconds=10))
+    assert not p.changed and p.deferred is None

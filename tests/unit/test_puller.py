@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,11 +16,14 @@ from agent.placement import DAEMONSET_TOLERATIONS, Toleration
 from agent.puller import (
     OWNED_ANNOTATION,
     RESERVED_NAMES,
+    Condition,
     Entry,
     InvalidPullerCR,
     PullerCR,
     entry_name,
+    has_entry,
     is_dns1123_label,
+    is_object_name,
     parse_images,
     puller_view,
     read_owned,
@@ -441,6 +445,10 @@ def test_read_puller_realistic() -> None:
         images=f"{WORKBENCH}=quay.io/modh/{WORKBENCH}@{DIGEST};\nmine=quay.io/me/x:1;\n",
         owned={WORKBENCH: f"quay.io/modh/{WORKBENCH}@{DIGEST}"},
         node_selector={"node-role.kubernetes.io/worker": ""},
+        uid="0b7c1d64-1111-4d1e-9c3e-5f0b3c2a9e11",
+        deployment_name="kubernetes-image-puller",
+        daemonset_name="k8s-image-puller",
+        puller_image="quay.io/eclipse/kubernetes-image-puller:next",
     )
     assert cr.entries() == (
         Entry.of(WORKBENCH, f"quay.io/modh/{WORKBENCH}@{DIGEST}"),
@@ -615,3 +623,57 @@ def test_entry_name_is_a_free_label(ref: Ref, taken: set[str], rounds: int) -> N
         assert name not in taken
         assert entry_name(ref, taken=frozenset(taken)) == name
         taken.add(name)  # next round must step to the next candidate
+
+
+# --- what says where the puller runs and what the agent last did (issue 13) ---------------------
+
+
+def test_read_puller_names_the_puller_workloads_with_the_operators_defaults() -> None:
+    obj = realistic()
+    for key in ("deploymentName", "daemonsetName", "imagePullerImage"):
+        obj["spec"].pop(key)
+    del obj["status"]
+    cr = read_puller(obj)
+    assert (cr.deployment_name, cr.daemonset_name, cr.puller_image) == (
+        "kubernetes-image-puller", "kubernetes-image-puller", "")
+    obj["status"] = {"imagePullerImage": "quay.io/eclipse/kubernetes-image-puller:1.1.1"}
+    assert read_puller(obj).puller_image == "quay.io/eclipse/kubernetes-image-puller:1.1.1"
+
+
+def test_read_puller_reads_conditions_where_an_operator_writes_them() -> None:
+    obj = realistic()
+    obj["status"]["conditions"] = [
+        {"type": "Degraded", "status": "True", "reason": "DaemonSetFailed", "message": "containers: Required value"},
+        {"type": "Ready"},  # no status: skipped
+        "garbage",
+    ]
+    assert read_puller(obj).conditions == (
+        Condition("Degraded", "True", "DaemonSetFailed", "containers: Required value"),)
+
+
+def test_the_agents_last_write_is_its_field_managers_time() -> None:
+    obj = realistic()
+    obj["metadata"]["managedFields"] = [
+        {"manager": "kubectl-edit", "operation": "Update", "time": "2026-11-27T11:00:00Z"},
+        {"manager": "prepull-agent", "operation": "Update", "time": "2026-11-27T10:00:00Z"},
+        {"manager": "prepull-agent", "operation": "Update", "time": "2026-11-27T10:30:00Z", "subresource": "status"},
+        {"manager": "prepull-agent", "operation": "Update", "time": "not a time"},
+    ]
+    assert read_puller(obj).last_written == datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+    del obj["metadata"]["managedFields"]
+    assert read_puller(obj).last_written is None
+
+
+@pytest.mark.parametrize(("entries", "expected"), [
+    ("", False), (";", False), ("no-equals;", False), ("a=b=c;", False), ("a=x;", True), ("junk;a=x;", True),
+])
+def test_has_entry_is_what_the_puller_needs_to_run(entries: str, expected: bool) -> None:
+    assert has_entry(parse_images(entries)) is expected
+
+
+@pytest.mark.parametrize(("name", "ok"), [
+    ("kubernetes-image-puller", True), ("a.b-c", True), ("", False), ("../secrets", False), ("A", False),
+    ("a/b", False), ("x" * 254, False),
+])
+def test_object_names_are_checked_before_they_go_in_a_path(name: str, ok: bool) -> None:
+    assert is_object_name(name) is ok

@@ -62,14 +62,14 @@ def test_every_enabled_kind_is_listed_and_counted_once():
     result, replay, _ = cycle("write", dry_run=True)
     assert result.listed == SAMPLE_COUNTS and result.failed == {} and result.missing == {}
     # discovery of the two groups read at several versions and of the versions they are read at
-    # (4), the DSCInitialization, 11 lists, KServe's ConfigMap, the CR, the start-up summary and
-    # the Pulled events
-    assert result.requests == len(replay.sent) == 20
+    # (4), the DSCInitialization, 11 lists, KServe's ConfigMap, the CR, the start-up summary, the
+    # Pulled events, and the puller's Deployment and DaemonSet (GET by name)
+    assert result.requests == len(replay.sent) == 22
     assert [e.path for e in replay.requests("GET", "/apis/serving.kserve.io/v1alpha2/")] == [
         "/apis/serving.kserve.io/v1alpha2/llminferenceserviceconfigs", "/apis/serving.kserve.io/v1alpha2/llminferenceservices"]
-    assert [e.path for e in replay.sent[-2:]] == [
-        "/api/v1/namespaces/prepull-agent/configmaps/prepull-agent-startup", "/api/v1/events"]
-    assert replay.sent[-1].query == {"fieldSelector": "reason=Pulled", "limit": "500"}
+    events = replay.requests("GET", "/api/v1/events")
+    assert [e.query for e in events] == [{"fieldSelector": "reason=Pulled", "limit": "500"}]
+    assert replay.requests("GET", "/api/v1/namespaces/prepull-agent/configmaps/prepull-agent-startup")
     assert replay.requests("PATCH") == [] and result.written == 0
 
 
@@ -173,6 +173,11 @@ def test_a_write_is_one_merge_patch_carrying_the_resource_version_read():
     (updated,) = logged(events, "puller updated")
     assert updated["attempt"] == 1 and updated["removed"] == [] and len(updated["added"]) == len(
         outcome.plan.desired.entries) - 1
+    (posted,) = replay.requests("POST", "/apis/events.k8s.io/v1/namespaces/rec-write/events")
+    assert (posted.body["type"], posted.body["reason"]) == ("Normal", "ImagesUpdated")
+    assert posted.body["note"] == f"Added {', '.join(updated['added'])}. The puller recreates its DaemonSet on every node."
+    assert posted.body["regarding"]["uid"] == read.answer["metadata"]["uid"]
+    assert all(r.query == {"fieldManager": "prepull-agent"} for r in (patch, posted))
 
 
 def test_a_cycle_that_changes_nothing_writes_nothing():

@@ -170,9 +170,9 @@ def test_the_json_document_carries_the_cycle_and_each_targets_outcome(once):
     _, out, _, _ = once("two-targets", "--output", "json")
     doc = json.loads(out)
     assert doc["dry_run"] is False and doc["cycle"]["listed"] == {"Notebook": 7}
-    # DSCInitialization discovery (group, v2) and list, Notebooks, two CRs, a PATCH, the
-    # start-up summary and the Pulled events
-    assert doc["cycle"]["requests"] == 9
+    # DSCInitialization discovery (group, v2) and list, Notebooks, two CRs, the write, the
+    # start-up summary and the Pulled events; the good target's Deployment, DaemonSet and Event
+    assert doc["cycle"]["requests"] == 12
     bad, good = doc["targets"]
     assert list(bad) == list(good)  # one shape, whether the CR could be read or not
     assert bad["candidates"] == [] and bad["written"] is False and "spec.nodeSelector" in bad["error"]

@@ -391,7 +391,7 @@ _digest = st.one_of(
 
 def _canonical_ref(registry: str, repository: str, tag: str | None, digest: str | None) -> ImageRef:
     """An ImageRef from valid components, normalised the way parse_reference does."""
-    registry = registry.lower()
+    registry = registry.lower().removesuffix(":443")  # the HTTPS port is dropped, as parse_reference does
     if registry == "index.docker.io":
         registry = "docker.io"
     if registry == "docker.io" and "/" not in repository:

@@ -666,8 +666,8 @@ def test_every_problem_of_the_file_and_the_environment_is_reported_at_once(tmp_p
     env = {"PREPULL_SELECTOIN__MAX_IMAGES": "1", "PREPULL_SERVE__PORT": "http"}
     expected = [
         "environment PREPULL_SELECTOIN__MAX_IMAGES: no setting 'selectoin' (did you mean 'selection'? "
-        "known top-level keys: applications_namespace, kserve, kube, logging, references, selection, serve, "
-        "sizes, sources, startup, targets, weights)",
+        "known top-level keys: applications_namespace, kserve, kube, logging, puller, references, selection, "
+        "serve, sizes, sources, startup, targets, weights)",
         f"config {path}: targets[0].namespace must be a namespace name (DNS-1123 label: lowercase "
         "letters, digits and '-', starting and ending with a letter or digit, at most 63 characters), "
         "got 'Team_A' (str)",
