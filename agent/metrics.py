@@ -63,6 +63,24 @@ class Metrics:
         Info("prepull_agent_build", "The agent's version and Python's, always 1", registry=r).info(
             {"version": VERSION, "python_version": PYTHON}
         )
+        per_target = ["target"]
+        self._cycle_metrics()
+        self._source_metrics()
+        self._target_metrics(per_target)
+        self._puller_metrics(per_target)
+        self._coverage_metrics()
+        self._startup_metrics(per_target)
+        for result in (SUCCESS, PARTIAL, FAILURE):
+            self.cycles.labels(result=result)
+        for target in targets:
+            self.writes.labels(target=target)
+            for kind in ("warm", "cold"):
+                self.container_starts.labels(target=target, result=kind)
+            self.seconds_saved.labels(target=target)
+
+    def _cycle_metrics(self) -> None:
+        """Each cycle of this replica: how long, how it ended, when, and who leads."""
+        r = self.registry
         self.duration = Histogram(
             "prepull_agent_cycle_duration_seconds",
             "How long a cycle took: listing, planning and writing every target",
@@ -93,6 +111,10 @@ class Metrics:
             registry=r,
         )
         self.leader = Gauge("prepull_agent_leader", "1 while this replica holds the Lease and runs cycles", registry=r)
+
+    def _source_metrics(self) -> None:
+        """Each kind listed: how many objects, and whether it could be listed."""
+        r = self.registry
         self.source_objects = Gauge(
             "prepull_agent_source_objects",
             "Objects of each kind read in the last cycle",
@@ -106,7 +128,10 @@ class Metrics:
             ["kind"],
             registry=r,
         )
-        per_target = ["target"]
+
+    def _target_metrics(self, per_target: list[str]) -> None:
+        """What the last cycle planned and wrote for each target."""
+        r = self.registry
         self.candidates = Gauge(
             "prepull_agent_candidate_images", "Images considered for the target in the last cycle", per_target,
             registry=r,
@@ -141,6 +166,10 @@ class Metrics:
             per_target,
             registry=r,
         )
+
+    def _puller_metrics(self, per_target: list[str]) -> None:
+        """What each target's puller did with its list (`agent.status`)."""
+        r = self.registry
         self.puller_nodes = Gauge(
             "prepull_agent_puller_nodes",
             "Nodes of the puller's DaemonSet for the target, by state: desired (the nodes it should run on), "
@@ -171,6 +200,10 @@ class Metrics:
             registry=r,
         )
         self._images: dict[str, set[str]] = {}
+
+    def _coverage_metrics(self) -> None:
+        """Node groups no target's puller covers (`agent.pools`): labels are node groups, a few."""
+        r = self.registry
         self.uncovered_nodes = Gauge(
             "prepull_agent_uncovered_nodes",
             "Nodes of the group that no target's puller runs on, though workloads can run only there "
@@ -184,14 +217,6 @@ class Metrics:
             ["group"],
             registry=r,
         )
-        self._startup_metrics(per_target)
-        for result in (SUCCESS, PARTIAL, FAILURE):
-            self.cycles.labels(result=result)
-        for target in targets:
-            self.writes.labels(target=target)
-            for kind in ("warm", "cold"):
-                self.container_starts.labels(target=target, result=kind)
-            self.seconds_saved.labels(target=target)
 
     def _startup_metrics(self, per_target: list[str]) -> None:
         """From the kubelet's Pulled events (`agent.startup`): labels are the configured targets

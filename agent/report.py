@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from agent.model import NotPrepullable, ObjectRef, Rejection
 from agent.outcome import CycleResult, TargetOutcome
 from agent.plan import Candidate, Deferred, Plan
 from agent.pools import Gap, Pool
@@ -100,25 +101,9 @@ def _target_doc(outcome: TargetOutcome, result: CycleResult) -> dict[str, Any]:
         "budget_bytes": plan.budget_bytes,
         "budget_used_bytes": plan.budget_used_bytes,
         "candidates": [_candidate_doc(c, _pulls(outcome.startup, c)) for c in plan.candidates],
-        "rejected": [
-            {
-                "reference": r.reference,
-                "reason": r.reason,
-                "source": {"kind": r.source.kind, "namespace": r.source.namespace, "name": r.source.name},
-                "field": r.field,
-            }
-            for r in result.rejected
-        ],
+        "rejected": [_finding_doc(r) for r in result.rejected],
         "problems": list(result.problems),
-        "not_prepullable": [
-            {
-                "reference": n.reference,
-                "reason": n.reason,
-                "source": {"kind": n.source.kind, "namespace": n.source.namespace, "name": n.source.name},
-                "field": n.field,
-            }
-            for n in result.not_prepullable
-        ],
+        "not_prepullable": [_finding_doc(n) for n in result.not_prepullable],
         "warnings": list(plan.warnings),
         "failed_sources": dict(plan.failed_sources),
         "images_before": plan.current.images,
@@ -132,6 +117,20 @@ def _target_doc(outcome: TargetOutcome, result: CycleResult) -> dict[str, Any]:
         "error": outcome.error,
         "startup": _startup_doc(outcome.startup),
     }
+
+
+def _finding_doc(found: Rejection | NotPrepullable) -> dict[str, Any]:
+    """A rejected or not pre-pullable reference: what, why, and which object and field said it."""
+    return {
+        "reference": found.reference,
+        "reason": found.reason,
+        "source": _ref_doc(found.source),
+        "field": found.field,
+    }
+
+
+def _ref_doc(ref: ObjectRef) -> dict[str, str]:
+    return {"kind": ref.kind, "namespace": ref.namespace, "name": ref.name}
 
 
 def _pulls(startup: TargetStartup | None, c: Candidate) -> ImagePulls | None:
@@ -280,7 +279,7 @@ def _candidate_doc(c: Candidate, pulls: ImagePulls | None = None) -> dict[str, A
         "managed": c.managed,
         "reason": c.reason,
         "roles": list(c.roles),
-        "sources": [{"kind": s.kind, "namespace": s.namespace, "name": s.name} for s in c.sources[:MAX_SOURCES_SHOWN]],
+        "sources": [_ref_doc(s) for s in c.sources[:MAX_SOURCES_SHOWN]],
         "sources_total": len(c.sources),
         "pulls": _pulls_doc(pulls) if pulls is not None else None,
     }
