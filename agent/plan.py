@@ -29,9 +29,9 @@ time. The steps, one function each:
    go in while they reach `min_score` and fit `max_images`, the per-node disk budget, and
    what one project may take: `max_per_namespace` places and `max_namespace_share` of the
    budget for images only that project uses. A project's image that no node reports is
-   estimated at the largest estimate of any role, since the project chooses its role; any
-   other at its role's, the accelerated one when it is recommended for or requests an
-   accelerator. A
+   estimated at the largest estimate of any role (of any accelerated role too when its pod
+   needs an accelerator), since the project chooses its role; any other at its role's, the
+   accelerated one when it is recommended for or requests an accelerator. A
    managed image ranks as if its score were `retain_margin` higher, keeps a minimum that
    much lower and may overrun the budget by as much, so wobbling scores and sizes do not
    rewrite the list. Where the disk budget forces a choice (the ranked images that reach
@@ -422,12 +422,15 @@ def _tier(usages: Sequence[Usage], *, applications_namespace: str) -> tuple[Tier
 def _estimate(usages: Sequence[Usage], settings: Settings, *, own_project: bool) -> int:
     """The size assumed for an image no node reports: the largest estimate of its roles,
     a role's accelerated one when a usage in that role is recommended for or requests an
-    accelerator (`_accelerated`). A project's own image takes the largest estimate of all:
-    the project chooses the role (any container of a Notebook that is not the workbench is
-    a "sidecar") and what it requests, so it must not choose the estimate too."""
+    accelerator (`_accelerated`). A project's own image takes the largest estimate of any
+    role: the project chooses the role (any container of a Notebook that is not the
+    workbench is a "sidecar"), so it must not choose the estimate too. The accelerated
+    estimates count when one of its pods needs an accelerator: asking for none only puts the
+    image on nodes without one, where the largest CPU estimate holds (and a GPU request can
+    only raise the estimate)."""
     estimates = settings.sizes
     if own_project:
-        return estimates.largest()
+        return estimates.largest(accelerated=any(_accelerated(u) for u in usages))
     found = [estimates.for_role(u.role.value, accelerated=_accelerated(u)) for u in usages]
     return max(found) if found else estimates.for_role(Role.CUSTOM_CONTAINER.value)
 

@@ -491,9 +491,13 @@ class Sizes:
             name = _ACCELERATED_FIELDS.get(role, name)
         return int(getattr(self, name))
 
-    def largest(self) -> int:
-        """The largest estimate of any role, accelerated or not."""
-        return max(int(getattr(self, f.name)) for f in dataclasses.fields(self))
+    def largest(self, *, accelerated: bool = False) -> int:
+        """The largest estimate of any role; `accelerated`: the accelerated ones included
+        (without, only what a pod that needs no accelerator can be estimated at)."""
+        names = [f.name for f in dataclasses.fields(self)]
+        if not accelerated:
+            names = [n for n in names if n not in _ACCELERATED_FIELDS.values()]
+        return max(int(getattr(self, n)) for n in names)
 
 
 @_settings

@@ -372,18 +372,19 @@ def recommended(image: str, stream: str = "wb") -> Usage:
 
 def test_shared_images_are_chosen_before_a_busy_projects_own():
     """One project: a runtime of 3 containers behind 30 not-Ready InferenceServices scores 90
-    per image, estimated at 15 GiB each. It may not push out what several projects use, and
-    its own images get a bounded share of the budget as well as of the places."""
+    per image, each estimated at the largest estimate (10 GiB). It may not push out what
+    several projects use, and its own images get a bounded share of the budget as well as of
+    the places."""
     hog = [use(f"quay.io/hog/rt-{c}:1", kind="InferenceService", ns="hog", name=f"isvc-{i}",
                role=Role.SERVING_RUNTIME, state=State.NOT_READY) for i in range(30) for c in "abc"]
     shared = [use(f"quay.io/team/wb-{j}:1", ns=ns, name=f"wb-{j}") for j in range(3) for ns in ("team-a", "team-b")]
-    cfg = settings(disk_budget=DiskBudget(bytes=60 * GiB, fraction=None))
+    cfg = settings(disk_budget=DiskBudget(bytes=50 * GiB, fraction=None))
     p = plan(hog + shared, cfg=cfg)
     assert by_image(p, "quay.io/hog/rt-a:1").score == 90
     chosen = selected_images(p)
     assert {f"quay.io/team/wb-{j}:1" for j in range(3)} <= set(chosen)
     hogs = [c for c in p.selected if c.namespace == "hog"]
-    assert sum(c.size_bytes for c in hogs) <= 60 * GiB * Settings().selection.max_namespace_share
+    assert sum(c.size_bytes for c in hogs) <= 50 * GiB * Settings().selection.max_namespace_share
     left_out = by_image(p, "quay.io/hog/rt-c:1")
     assert not left_out.selected and "share of the disk budget" in left_out.reason
 
@@ -427,10 +428,24 @@ def test_a_projects_unreported_image_is_estimated_at_the_largest_estimate():
     big = [use("quay.io/evil/huge:1", ns="solo", name="nb", role=Role.SIDECAR)]
     p = plan(big, cfg=settings(disk_budget=DiskBudget(bytes=100 * GiB, fraction=None), max_namespace_share=1.0))
     c = by_image(p, "quay.io/evil/huge:1")
-    largest = max(Settings().sizes.for_role(r.value, accelerated=a) for r in Role for a in (False, True))
+    largest = max(Settings().sizes.for_role(r.value) for r in Role)
     assert (c.size_bytes, c.size_known) == (largest, False) == (Settings().sizes.largest(), False)
     shared = plan(big + [use("quay.io/evil/huge:1", ns="other", name="nb", role=Role.SIDECAR)])
     assert by_image(shared, "quay.io/evil/huge:1").size_bytes == Settings().sizes.sidecar
+    # its pod asks for a GPU: the accelerated estimates count too (asking can only raise it)
+    on_gpu = [replace(big[0], placement=Placement(resources=frozenset({"nvidia.com/gpu"})))]
+    c = by_image(plan(on_gpu, cfg=settings(disk_budget=DiskBudget(bytes=100 * GiB, fraction=None),
+                                             max_namespace_share=1.0)), "quay.io/evil/huge:1")
+    assert c.size_bytes == max(Settings().sizes.for_role(r.value, accelerated=True) for r in Role)
+    assert c.size_bytes == Settings().sizes.largest(accelerated=True) > largest
+
+
+def test_one_projects_unreported_cpu_image_fits_its_share_of_a_cpu_pools_budget():
+    """The largest estimate of any role is 20 GiB with the accelerated runtime's: counted for a
+    CPU workbench, no project's own image could ever fit half of a 36 GiB CPU pool budget."""
+    own = [use("quay.io/team-a/custom-wb:1", ns="team-a", name="wb")]
+    p = plan(own, cfg=settings(disk_budget=DiskBudget(bytes=36 * GiB, fraction=None)))
+    assert by_image(p, "quay.io/team-a/custom-wb:1").selected
 
 
 def node_images(*entries: tuple[list[str], int]) -> ImageSizes:

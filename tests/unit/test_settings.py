@@ -828,9 +828,11 @@ def test_sizes_for_role(role: str, size: int, accelerated: int) -> None:
     assert Sizes().for_role(role, accelerated=True) == accelerated
 
 
-def test_the_largest_size_estimate_counts_the_accelerated_ones() -> None:
-    assert Sizes().largest() == 20 * Gi
-    assert Sizes(serving_runtime_accelerated=1 * Gi).largest() == 12 * Gi
+def test_the_largest_size_estimate_counts_the_accelerated_ones_only_when_asked() -> None:
+    assert Sizes().largest(accelerated=True) == 20 * Gi
+    assert Sizes(serving_runtime_accelerated=1 * Gi).largest(accelerated=True) == 12 * Gi
+    assert Sizes().largest() == 10 * Gi  # the ModelCar's
+    assert Sizes(workbench_accelerated=100 * Gi).largest() == 10 * Gi
 
 
 def test_unknown_state_or_role_is_an_error_not_zero() -> None:
