@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from agent.kubelet import PulledEvent
-from agent.model import State, Usage
+from agent.model import WORKLOAD_STATES, Usage
 from agent.plan import Candidate, Plan
 from agent.pulls import ImageRecord, Summary, TargetImage, TargetRecord
 from agent.refs import ImageRef, InvalidReference, parse_reference
@@ -61,7 +61,6 @@ __all__ = [
 
 MAX_NEW_PER_EVENT = 100
 DAY = 86_400.0
-WORKLOAD_STATES = frozenset({State.RUNNING, State.STOPPED, State.READY, State.NOT_READY})
 
 # Why a well-formed event is not trusted (a fixed set).
 NODES_UNKNOWN = "the nodes are unknown this cycle"

@@ -142,6 +142,14 @@ def test_an_event_is_believed_only_for_an_existing_node_and_an_image_its_namespa
     assert cycle.starts == () and cycle.counts.untrusted == {why: 1}
 
 
+@pytest.mark.parametrize("state", [State.RUNNING, State.STARTING, State.STOPPED, State.READY, State.NOT_READY])
+def test_an_event_for_any_workload_of_its_namespace_is_believed(state):
+    """A workbench still pulling its image is "starting" (its status not ready yet) at the very
+    moment the kubelet reports the pull: its events count like a running one's."""
+    cycle = counted(Summary(), pulled(ns="team-a"), t=trust(use(WB, state=state)))
+    assert len(cycle.starts) == 1 and cycle.counts.untrusted == {}
+
+
 def test_the_image_text_is_normalised_and_aliased_like_the_usages():
     internal = "image-registry.openshift-image-registry.svc:5000/redhat-ods-applications/minimal:2025.1"
     resolved = parse_reference(WB)
