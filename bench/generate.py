@@ -102,6 +102,7 @@ INVALID_IMAGES = (
 # Kinds, in load order, as (apiVersion, kind).
 NAMESPACE = ("v1", "Namespace")
 DSCI = ("dscinitialization.opendatahub.io/v1", "DSCInitialization")
+CONFIG_MAP = ("v1", "ConfigMap")
 PULLER = ("che.eclipse.org/v1alpha1", "KubernetesImagePuller")
 IMAGE_STREAM = ("image.openshift.io/v1", "ImageStream")
 TEMPLATE = ("template.openshift.io/v1", "Template")
@@ -173,6 +174,7 @@ def expected_counts(preset: Preset) -> dict[str, int]:
     return {
         "Namespace": preset.namespaces + 2 + preset.pools,
         "DSCInitialization": 1,
+        "ConfigMap": 1,
         "KubernetesImagePuller": 1 + preset.pools,
         "ImageStream": preset.image_streams,
         "Template": preset.templates,
@@ -453,6 +455,7 @@ def objects(preset: Preset) -> Iterator[JSON]:
     cat = catalog(preset)
     yield from namespaces(cat)
     yield dsci()
+    yield kserve_config()
     yield puller()
     if preset.pools:
         yield gpu_puller()
@@ -501,6 +504,18 @@ def dsci() -> JSON:
             "status": {"phase": "Ready", "release": {"name": "OpenShift AI Self-Managed", "version": "2.19.2"},
                        "conditions": [{"type": "Available", "status": "True", "reason": "ReconcileCompleted",
                                        "lastTransitionTime": "2026-06-02T14:11:37Z"}]}}
+
+
+def kserve_config() -> JSON:
+    """KServe's `inferenceservice-config` in the applications namespace, as OpenShift AI installs
+    it (the keys the agent reads): the storage initializer's image, ModelCars on."""
+    initializer = {"image": "quay.io/modh/kserve-storage-initializer@sha256:"
+                            "6f44ad9799f371625a1bb06ba88dd5df0bd1fd07827ab45cafd9144935ea8457",
+                   "memoryRequest": "100Mi", "memoryLimit": "1Gi", "cpuRequest": "100m", "cpuLimit": "1",
+                   "enableDirectPvcVolumeMount": True, "enableModelcar": True}
+    return {**_obj(CONFIG_MAP, "inferenceservice-config", APPS_NS, labels={"app": "kserve"}),
+            "data": {"deploy": json.dumps({"defaultDeploymentMode": "RawDeployment"}),
+                     "storageInitializer": json.dumps(initializer)}}
 
 
 def puller() -> JSON:

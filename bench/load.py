@@ -41,6 +41,7 @@ RESOURCES: dict[str, tuple[str, str, bool, bool]] = {
     "Namespace": ("/api/v1", "namespaces", False, False),
     "Node": ("/api/v1", "nodes", False, True),
     "DSCInitialization": ("/apis/dscinitialization.opendatahub.io/v1", "dscinitializations", False, True),
+    "ConfigMap": ("/api/v1", "configmaps", True, False),
     "KubernetesImagePuller": ("/apis/che.eclipse.org/v1alpha1", "kubernetesimagepullers", True, True),
     "ImageStream": ("/apis/image.openshift.io/v1", "imagestreams", True, True),
     "Template": ("/apis/template.openshift.io/v1", "templates", True, False),
