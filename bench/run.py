@@ -52,6 +52,8 @@ def floor(kubeconfig: str, *, page_size: int, targets: Sequence[tuple[str, str]]
     `record`, when given, receives every answer keyed as `bench.replay` looks them up."""
     from agent.kube import kinds
     from agent.observe import DEFAULT_APPLICATIONS_NAMESPACE, SOURCES
+    from agent.puller import DEFAULT_DAEMONSET_NAME, DEFAULT_DEPLOYMENT_NAME
+    from agent.sources.kserve import CONFIG_MAP_NAME
 
     raw = Raw(kubeconfig, pool_size=1, timeout=300)
     pages = fixed = nbytes = 0
@@ -59,13 +61,14 @@ def floor(kubeconfig: str, *, page_size: int, targets: Sequence[tuple[str, str]]
     try:
         started = time.perf_counter()
         cpu_started = time.process_time()
-        doc, n = _get(raw, kinds.DSC_INITIALIZATION.path(), None, record)
+        served = _Served(raw, record)
+        doc, n = _get(raw, served.at(kinds.DSC_INITIALIZATION).path(), None, record)
         fixed += 1
         nbytes += n
         apps = next((d["spec"]["applicationsNamespace"] for d in doc.get("items") or []
                      if (d.get("spec") or {}).get("applicationsNamespace")), DEFAULT_APPLICATIONS_NAMESPACE)
         for source in SOURCES:
-            path = source.kind.path(namespace=apps if source.in_applications_namespace else "")
+            path = served.at(source.kind).path(namespace=apps if source.in_applications_namespace else "")
             count = 0
             for selector in source.label_selectors:
                 query = {"limit": str(page_size)}
@@ -81,9 +84,18 @@ def floor(kubeconfig: str, *, page_size: int, targets: Sequence[tuple[str, str]]
                         break
                     query["continue"] = token
             objects[source.kind.kind] = count
+        # KServe's ConfigMap (the storage initializer), in the applications namespace by default
+        nbytes += _get_if_found(raw, kinds.CONFIG_MAP.path(namespace=apps, name=CONFIG_MAP_NAME), record)
+        fixed += 1
         for namespace, name in targets:
-            _get(raw, kinds.IMAGE_PULLER.path(namespace=namespace, name=name), None, record)
-            fixed += 1
+            cr, _ = _get(raw, kinds.IMAGE_PULLER.path(namespace=namespace, name=name), None, record)
+            spec = cr.get("spec") or {}
+            # the puller's Deployment and DaemonSet, GET by name as agent.apply.read_workloads does
+            for kind, named in ((kinds.DEPLOYMENT, spec.get("deploymentName") or DEFAULT_DEPLOYMENT_NAME),
+                                (kinds.DAEMON_SET, spec.get("daemonsetName") or DEFAULT_DAEMONSET_NAME)):
+                nbytes += _get_if_found(raw, kind.path(namespace=namespace, name=named), record)
+            fixed += 3
+        fixed += served.requests
         # The start-up summary (absent here: a 404, which the replay answers for what it did not record)
         # and the kubelet's Pulled events, as agent.events reads them.
         fixed += 1
@@ -100,6 +112,38 @@ def floor(kubeconfig: str, *, page_size: int, targets: Sequence[tuple[str, str]]
         raw.close()
     return {"seconds": seconds, "cpu_seconds": cpu_seconds, "pages": pages, "fixed_gets": fixed, "bytes": nbytes,
             "objects": objects, "applications_namespace": apps}
+
+
+class _Served:
+    """API discovery as agent.observe asks it: for a kind readable at several versions, its
+    group's document once, then the document of the version it is read at, once each."""
+
+    def __init__(self, raw: Raw, record: dict[Any, bytes] | None) -> None:
+        self._raw, self._record = raw, record
+        self._seen: dict[str, dict[str, Any] | None] = {}
+        self.requests = 0
+
+    def _doc(self, path: str) -> dict[str, Any] | None:
+        if path not in self._seen:
+            self.requests += 1
+            status, data = self._raw.request("GET", path)
+            if self._record is not None and status == 200:
+                self._record[replay_key(path, None)] = data
+            self._seen[path] = json.loads(data) if status == 200 else None
+        return self._seen[path]
+
+    def at(self, kind: Any) -> Any:
+        if len(kind.versions) < 2:
+            return kind
+        group = self._doc(f"/apis/{kind.group}") or {}
+        served = [v.get("version") for v in group.get("versions") or []]
+        preferred = (group.get("preferredVersion") or {}).get("version")
+        order = [preferred, *kind.versions] if preferred in kind.versions else list(kind.versions)
+        for version in (v for v in dict.fromkeys(order) if v in served):
+            resources = (self._doc(f"/apis/{kind.group}/{version}") or {}).get("resources") or []
+            if any(r.get("name") == kind.plural for r in resources):
+                return kind.at(version)
+        return kind
 
 
 def _summary_path() -> str:
