@@ -53,7 +53,7 @@ from agent.outcome import CycleResult, TargetOutcome
 from agent.plan import Plan, PlanInput, make_plan
 from agent.policy import apply_policy
 from agent.pools import TargetUsages, place
-from agent.puller import InvalidPullerCR, PullerCR, PullerState, puller_view, render_images
+from agent.puller import InvalidPullerCR, PullerCR, PullerState, entry_changes, puller_view, render_images
 from agent.recorder import NORMAL, WARNING, EventSeries, post_event, reporting_instance
 from agent.resolve import Inventory, resolve
 from agent.settings import Settings, Target
@@ -119,9 +119,10 @@ def run_cycle(
     # outcome of a target already written.
     read = [_read_or_error(kube, target, may_write, dry_run=dry_run) for target in settings.targets]
     pullers = [p for p in read if isinstance(p, PullerCR)]
-    placing = place(inventory.usages, pullers=pullers, nodes=_placeable_nodes(observation, settings))
+    nodes = _placeable_nodes(observation, settings)
+    placing = place(inventory.usages, pullers=pullers, nodes=nodes)
     store = startup or StartupStore.for_settings(settings, writable=False)
-    pulls = events.begin(kube, settings, store, observation, inventory, nodes=_placeable_nodes(observation, settings))
+    pulls = events.begin(kube, settings, store, observation, inventory, nodes=nodes)
     views = iter(placing.targets)
     outcomes = tuple(
         _one_target(
@@ -344,12 +345,8 @@ def _changes(plan: Plan) -> dict[str, list[str]]:
 
 
 def _difference(current: PullerState, desired: PullerState) -> dict[str, list[str]]:
-    before = {e.text: e.name or e.text for e in current.entries}
-    after = {e.text: e.name or e.text for e in desired.entries}
-    return {
-        "added": sorted(name for text, name in after.items() if text not in before),
-        "removed": sorted(name for text, name in before.items() if text not in after),
-    }
+    added, removed = entry_changes(current, desired)
+    return {"added": added, "removed": removed}
 
 
 def _plan(

@@ -94,6 +94,7 @@ __all__ = [
     "render_entry_kinds",
     "render_entry_tags",
     "read_puller",
+    "entry_changes",
     "render_images",
     "render_owned",
     "same_list",
@@ -233,6 +234,14 @@ def puller_view(text: str | None) -> dict[str, str]:
             continue
         view[name] = image
     return view
+
+
+def entry_changes(before: PullerState, after: PullerState) -> tuple[list[str], list[str]]:
+    """The entry names `after` adds to `before` and removes from it, each sorted (an entry
+    whose image changed is both; an entry without a name is named by its text)."""
+    old = {e.text: e.name or e.text for e in before.entries}
+    new = {e.text: e.name or e.text for e in after.entries}
+    return sorted(n for t, n in new.items() if t not in old), sorted(n for t, n in old.items() if t not in new)
 
 
 def render_images(entries: Sequence[Entry]) -> str:

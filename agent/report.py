@@ -18,6 +18,7 @@ import difflib
 import json
 import shutil
 import sys
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +28,7 @@ from agent.model import NotPrepullable, ObjectRef, Rejection
 from agent.outcome import CycleResult, TargetOutcome
 from agent.plan import Candidate, Deferred, Plan
 from agent.pools import Gap, Pool
-from agent.puller import DEFAULT_DAEMONSET_NAME, DEFAULT_DEPLOYMENT_NAME, PullerState, render_images
+from agent.puller import DEFAULT_DAEMONSET_NAME, DEFAULT_DEPLOYMENT_NAME, entry_changes, render_images
 from agent.quantity import format_bytes, format_duration
 from agent.startup import EventCounts, ImagePulls, TargetStartup
 from agent.status import ImagePresence, PullerStatus, Sync
@@ -186,7 +187,7 @@ def _deferred_doc(plan: Plan) -> dict[str, Any] | None:
     deferred = plan.deferred
     if deferred is None:
         return None
-    added, removed = _entry_changes(plan.desired, deferred.state)
+    added, removed = entry_changes(plan.desired, deferred.state)
     return {
         "until": deferred.until.isoformat(),
         "last_written": deferred.last_written.isoformat(),
@@ -232,13 +233,6 @@ def _puller_doc(status: PullerStatus | None) -> dict[str, Any] | None:
 def _presence_doc(found: ImagePresence) -> dict[str, Any]:
     return {"name": found.name, "image": found.image, "nodes": found.nodes, "present": found.present,
             "missing": found.missing, "unknown": found.unknown}
-
-
-def _entry_changes(before: PullerState, after: PullerState) -> tuple[list[str], list[str]]:
-    """Entry names added and removed from `before` to `after` (a changed image is both)."""
-    old = {e.text: e.name or e.text for e in before.entries}
-    new = {e.text: e.name or e.text for e in after.entries}
-    return sorted(n for t, n in new.items() if t not in old), sorted(n for t, n in old.items() if t not in new)
 
 
 def _pool_doc(pool: Pool | None) -> dict[str, Any] | None:
@@ -300,26 +294,21 @@ def as_table(result: CycleResult, *, dry_run: bool, width: int | None = DEFAULT_
 def _findings(result: CycleResult, *, width: int | None) -> list[str]:
     """What the cycle refused or could not resolve, once for all targets."""
     lines: list[str] = []
-    if result.rejected:
-        shown = result.rejected if width is None else result.rejected[:MAX_REJECTIONS_SHOWN]
-        lines += [f"Rejected references ({result.rejected_total}):"]
-        lines += [_cut(f"  {r.source} {r.field}: {r.reference!r} {r.reason}", width) for r in shown]
-        if result.rejected_total > len(shown):
-            more = "see --output json" if width is None else "see --output wide or json"
-            lines.append(f"  ... and {result.rejected_total - len(shown)} more ({more})")
-    if result.problems:
-        problems = result.problems if width is None else result.problems[:MAX_REJECTIONS_SHOWN]
-        lines += ([""] if lines else []) + [f"Not resolved ({result.problems_total}):"]
-        lines += [_cut(f"  {p}", width) for p in problems]
-        if result.problems_total > len(problems):
-            more = "see --output json" if width is None else "see --output wide or json"
-            lines.append(f"  ... and {result.problems_total - len(problems)} more ({more})")
-    if result.not_prepullable:
-        skipped = result.not_prepullable if width is None else result.not_prepullable[:MAX_REJECTIONS_SHOWN]
-        lines += ([""] if lines else []) + [f"Not pre-pullable ({result.not_prepullable_total}):"]
-        lines += [_cut(f"  {n.source} {n.field}: {n.reference!r} {n.reason}", width) for n in skipped]
-        if result.not_prepullable_total > len(skipped):
-            lines.append(f"  ... and {result.not_prepullable_total - len(skipped)} more (see --output json)")
+    wide_or_json = "see --output json" if width is None else "see --output wide or json"
+    sections: tuple[tuple[str, Sequence[Any], int, str, Callable[[Any], str]], ...] = (
+        ("Rejected references", result.rejected, result.rejected_total, wide_or_json,
+         lambda r: f"  {r.source} {r.field}: {r.reference!r} {r.reason}"),
+        ("Not resolved", result.problems, result.problems_total, wide_or_json, lambda p: f"  {p}"),
+        ("Not pre-pullable", result.not_prepullable, result.not_prepullable_total, "see --output json",
+         lambda n: f"  {n.source} {n.field}: {n.reference!r} {n.reason}"),
+    )
+    for title, kept, total, more, line in sections:
+        if kept:
+            shown = kept if width is None else kept[:MAX_REJECTIONS_SHOWN]
+            lines += ([""] if lines else []) + [f"{title} ({total}):"]
+            lines += [_cut(line(item), width) for item in shown]
+            if total > len(shown):
+                lines.append(f"  ... and {total - len(shown)} more ({more})")
     for gap in result.placing.gaps if result.placing else ():
         lines += ([""] if lines else []) + _gap_lines(gap)
     return ["\n".join(lines)] if lines else []
@@ -445,7 +434,7 @@ def _sync_text(status: PullerStatus) -> str:
 
 
 def _deferred_line(plan: Plan, deferred: Deferred) -> str:
-    added, removed = _entry_changes(plan.desired, deferred.state)
+    added, removed = entry_changes(plan.desired, deferred.state)
     what = "; ".join(f"{verb} {', '.join(names)}" for verb, names in (("add", added), ("remove", removed)) if names)
     return (f"Deferred until {_when(deferred.until)} (last written {_when(deferred.last_written)}, less than "
             f"puller.min_write_interval_seconds ago): {what or 'update the agent annotations'}.")

@@ -74,15 +74,10 @@ def floor(kubeconfig: str, *, page_size: int, targets: Sequence[tuple[str, str]]
                 query = {"limit": str(page_size)}
                 if selector:
                     query["labelSelector"] = selector
-                while True:
-                    doc, n = _get(raw, path, dict(query), record)
-                    pages += 1
-                    nbytes += n
-                    count += len(doc.get("items") or [])
-                    token = (doc.get("metadata") or {}).get("continue")
-                    if not token:
-                        break
-                    query["continue"] = token
+                listed_pages, listed_bytes, listed = _list(raw, path, query, record)
+                pages += listed_pages
+                nbytes += listed_bytes
+                count += listed
             objects[source.kind.kind] = count
         # KServe's ConfigMap (the storage initializer), in the applications namespace by default
         nbytes += _get_if_found(raw, kinds.CONFIG_MAP.path(namespace=apps, name=CONFIG_MAP_NAME), record)
